@@ -1,0 +1,285 @@
+//! How each BakaiMarket event changes a product: the inbox handler for the
+//! `bakai` provider.
+//!
+//! - `created`, `updated` (with an image) and `image.updated`: fetch the
+//!   image, and embed + upsert it, unless its bytes (sha256) and the model are
+//!   unchanged, in which case only the metadata is updated.
+//! - `updated` without an image: metadata only.
+//! - `deleted`: remove from the index, keep a tombstone row.
+//! - An event older than the last one applied to its product is skipped and
+//!   recorded as stale, so an update that arrives after a delete does not
+//!   resurrect the product.
+//!
+//! Events for one product are applied one at a time (a per-product lock), so
+//! the stale check and the write that follows it cannot interleave with
+//! another event for the same product.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::{
+    event::{EventKind, ImageRef, ProductEvent, RawEvent, validate},
+    store::{ProductRow, ProductStore, ProductWrite},
+};
+use crate::{
+    embed::{EmbedError, EmbedService, FetchError, ImageFetcher},
+    inbox::{EventHandler, EventRecord, HandlerError},
+    index::{Payload, Point, VectorIndex},
+};
+
+pub const PROVIDER: &str = "bakai";
+pub const ENTITY: &str = "product";
+
+/// One async mutex per product id, created on demand and dropped when no
+/// one holds or waits for it.
+#[derive(Default)]
+pub struct KeyedLocks {
+    // A std mutex: it guards only the map and is never held across `.await`.
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub struct KeyGuard<'a> {
+    parent: &'a KeyedLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl KeyedLocks {
+    pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let m = {
+            let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        KeyGuard {
+            parent: self,
+            key: key.to_string(),
+            guard: Some(m.lock_owned().await),
+        }
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.parent.map.lock().unwrap_or_else(|p| p.into_inner());
+        self.guard.take();
+        // Only the map's own reference left: nobody holds or waits.
+        if map
+            .get(&self.key)
+            .is_some_and(|m| Arc::strong_count(m) == 1)
+        {
+            map.remove(&self.key);
+        }
+    }
+}
+
+pub struct CatalogSync {
+    pub products: ProductStore,
+    pub index: Arc<dyn VectorIndex>,
+    pub embed: EmbedService,
+    pub fetcher: ImageFetcher,
+    locks: KeyedLocks,
+}
+
+fn transient_or_permanent(retryable: bool, msg: String) -> HandlerError {
+    if retryable {
+        HandlerError::transient(msg)
+    } else {
+        HandlerError::permanent(msg)
+    }
+}
+
+impl From<FetchError> for HandlerError {
+    fn from(e: FetchError) -> Self {
+        transient_or_permanent(e.is_transient(), e.to_string())
+    }
+}
+
+impl From<EmbedError> for HandlerError {
+    fn from(e: EmbedError) -> Self {
+        // A bad image will be just as bad next time; a runtime hiccup may not.
+        let retryable = !matches!(e, EmbedError::Image(_));
+        transient_or_permanent(retryable, e.to_string())
+    }
+}
+
+impl From<crate::index::IndexError> for HandlerError {
+    fn from(e: crate::index::IndexError) -> Self {
+        HandlerError::transient(e.to_string())
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        HandlerError::transient(format!("database: {e}"))
+    }
+}
+
+fn parse(record: &EventRecord) -> Result<ProductEvent, HandlerError> {
+    let raw: RawEvent = serde_json::from_str(&record.payload)
+        .map_err(|e| HandlerError::permanent(format!("stored payload is not valid JSON: {e}")))?;
+    validate(raw).map_err(|e| HandlerError::permanent(format!("invalid event: {e}")))
+}
+
+fn image_text(image: &ImageRef) -> String {
+    match image {
+        ImageRef::Key(k) => k.clone(),
+        ImageRef::Url(u) => u.clone(),
+    }
+}
+
+/// The payload the index shows: event fields, falling back to stored ones.
+fn merged_payload(ev: &ProductEvent, current: Option<&ProductRow>) -> Payload {
+    let d = &ev.data;
+    Payload {
+        product_id: d.product_id.clone(),
+        title: d
+            .title
+            .clone()
+            .or_else(|| current.and_then(|c| c.title.clone())),
+        category: d
+            .category
+            .clone()
+            .or_else(|| current.and_then(|c| c.category.clone())),
+        price: d.price.or_else(|| current.and_then(|c| c.price)),
+        currency: d
+            .currency
+            .clone()
+            .or_else(|| current.and_then(|c| c.currency.clone())),
+    }
+}
+
+impl CatalogSync {
+    pub fn new(
+        products: ProductStore,
+        index: Arc<dyn VectorIndex>,
+        embed: EmbedService,
+        fetcher: ImageFetcher,
+    ) -> Self {
+        Self {
+            products,
+            index,
+            embed,
+            fetcher,
+            locks: KeyedLocks::default(),
+        }
+    }
+
+    async fn apply(&self, ev: &ProductEvent) -> Result<String, HandlerError> {
+        let id = &ev.data.product_id;
+        let _guard = self.locks.lock(id).await;
+        let at = ev.timestamp.timestamp_millis();
+        let current = self.products.get(id).await?;
+        if let Some(last) = current.as_ref().and_then(|c| c.last_event_at)
+            && at < last
+        {
+            let last = chrono::DateTime::from_timestamp_millis(last).unwrap_or_default();
+            return Ok(format!(
+                "skipped: stale event (timestamp {} is older than {}, when product {id} was last changed)",
+                ev.timestamp.to_rfc3339(),
+                last.to_rfc3339()
+            ));
+        }
+        let write = |status, error: Option<String>| ProductWrite {
+            data: &ev.data,
+            status,
+            image_ref: None,
+            image_sha256: None,
+            model_version: None,
+            error,
+            embedded: false,
+            event_id: &ev.event_id,
+            event_at: at,
+        };
+
+        if ev.kind == EventKind::Deleted {
+            let removed = self.index.delete(std::slice::from_ref(id)).await?;
+            self.products.write(write("deleted", None)).await?;
+            return Ok(if removed > 0 {
+                "deleted: removed from the index".into()
+            } else {
+                "deleted: was not in the index".into()
+            });
+        }
+
+        let indexed = current.as_ref().is_some_and(|c| c.status == "indexed");
+        let payload = merged_payload(ev, current.as_ref());
+        let Some(image) = ev.data.image() else {
+            // `updated` without an image: metadata only.
+            if indexed {
+                self.index.set_payload(payload).await?;
+            }
+            let status = current.as_ref().map_or("pending", |c| c.status.as_str());
+            let status = if status == "deleted" {
+                "pending"
+            } else {
+                status
+            };
+            let error = current.as_ref().and_then(|c| c.error.clone());
+            self.products.write(write(status, error)).await?;
+            return Ok("metadata updated (event carries no image)".into());
+        };
+
+        let bytes: Bytes = self.fetcher.fetch(&image).await?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        let version = self.embed.info().version.clone();
+        let unchanged = indexed
+            && current.as_ref().is_some_and(|c| {
+                c.image_sha256.as_deref() == Some(sha.as_str())
+                    && c.model_version.as_deref() == Some(version.as_str())
+            });
+        if unchanged && self.index.set_payload(payload.clone()).await? {
+            self.products
+                .write(ProductWrite {
+                    image_ref: Some(image_text(&image)),
+                    ..write("indexed", None)
+                })
+                .await?;
+            return Ok("metadata updated; image unchanged (same sha256), not re-embedded".into());
+        }
+
+        let vector = self.embed.embed(bytes).await?;
+        self.index.upsert(vec![Point { vector, payload }]).await?;
+        self.products
+            .write(ProductWrite {
+                image_ref: Some(image_text(&image)),
+                image_sha256: Some(sha),
+                model_version: Some(version),
+                embedded: true,
+                ..write("indexed", None)
+            })
+            .await?;
+        Ok("indexed: image embedded and upserted".into())
+    }
+}
+
+#[async_trait::async_trait]
+impl EventHandler for CatalogSync {
+    async fn handle(&self, record: &EventRecord) -> Result<String, HandlerError> {
+        let ev = parse(record)?;
+        self.apply(&ev).await
+    }
+
+    async fn on_final_failure(&self, record: &EventRecord, error: &str) {
+        let Ok(ev) = parse(record) else { return };
+        let _guard = self.locks.lock(&ev.data.product_id).await;
+        let w = ProductWrite {
+            data: &ev.data,
+            status: "failed",
+            image_ref: ev.data.image().as_ref().map(image_text),
+            image_sha256: None,
+            model_version: None,
+            error: Some(error.to_string()),
+            embedded: false,
+            event_id: &ev.event_id,
+            event_at: ev.timestamp.timestamp_millis(),
+        };
+        if let Err(e) = self.products.write(w).await {
+            tracing::error!(error = %e, product = %ev.data.product_id, "could not record product failure");
+        }
+    }
+}

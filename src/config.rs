@@ -1,0 +1,297 @@
+//! One typed `Settings` for the whole service.
+//!
+//! Layers, lowest first: compiled-in defaults < `vitrine.toml` (or the file
+//! named by `VITRINE_CONFIG`) < `.env` < the process environment < CLI flags.
+//! Environment names are `VITRINE_<FIELD>` (for example `VITRINE_BIND`), plus
+//! the conventional unprefixed names `WEBHOOK_SECRET`, `IMAGE_BASE_URL`,
+//! `DATABASE_URL` and `ORT_DYLIB_PATH`.
+//!
+//! Secrets live in [`Secret`], whose `Debug` never prints the value, so a
+//! `tracing::debug!(?settings)` cannot leak them into logs.
+
+use std::{fmt, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+/// A string that must never reach a log line.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            f.write_str("Secret(<unset>)")
+        } else {
+            f.write_str("Secret(<redacted>)")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Address the HTTP server listens on. Port 0 picks a free port (tests).
+    pub bind: String,
+    /// Where the SQLite database and the embedded vector index live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…`; empty means `sqlite://<data_dir>/vitrine.db`.
+    pub database_url: String,
+    /// HMAC keys for BakaiMarket webhooks, comma-separated to allow rotation.
+    /// Empty means webhooks are refused with 503 (fail closed).
+    pub webhook_secret: Secret,
+    /// Bearer token for the admin event API; empty disables that API.
+    pub admin_token: Secret,
+    /// Largest accepted webhook body, in bytes.
+    pub max_body_bytes: usize,
+
+    /// Base that `image_key` resolves against: `http(s)://…/` or `file:///…/`.
+    pub image_base_url: String,
+    /// Hosts, IPs or CIDRs that the SSRF guard lets through even though they
+    /// are loopback/private/link-local, comma-separated.
+    pub fetch_allow: String,
+    pub fetch_connect_timeout_ms: u64,
+    pub fetch_timeout_ms: u64,
+    /// Byte cap on a downloaded image.
+    pub fetch_max_bytes: usize,
+    /// Pixel cap (width × height) checked before decoding: decompression bombs.
+    pub max_pixels: u64,
+
+    /// Folder holding `manifest.json` and the model file it names.
+    pub model_dir: PathBuf,
+    /// Path of `libonnxruntime.so`; empty means "look where
+    /// `scripts/fetch-assets.sh` puts it".
+    pub ort_dylib_path: String,
+    /// Size of the rayon pool that decodes, resizes and runs the model.
+    /// 0 means one thread per CPU core.
+    pub embed_threads: usize,
+    /// Most images embedded in one model call.
+    pub embed_batch: usize,
+
+    /// How many events one instance processes at once (I/O bound: fetches).
+    pub worker_concurrency: usize,
+    /// How long a claimed event stays with its worker before another may take
+    /// it over (the worker is presumed dead).
+    pub lease_secs: u64,
+    /// Idle poll period of the workers; new webhooks wake them immediately.
+    pub poll_interval_ms: u64,
+    /// Backoff schedule between tries, e.g. `5m,10m,20m,40m,60m`. The last
+    /// entry repeats if `max_retries` is longer than the schedule.
+    pub retry_schedule: String,
+    /// Retries after the first try; the event is `failed` after that.
+    pub max_retries: u32,
+    /// Log format: `pretty` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8008".into(),
+            data_dir: "./data".into(),
+            database_url: String::new(),
+            webhook_secret: Secret::default(),
+            admin_token: Secret::default(),
+            max_body_bytes: 1024 * 1024,
+            image_base_url: String::new(),
+            fetch_allow: String::new(),
+            fetch_connect_timeout_ms: 5_000,
+            fetch_timeout_ms: 30_000,
+            fetch_max_bytes: 20 * 1024 * 1024,
+            max_pixels: 40_000_000,
+            model_dir: "./models/effnet-lite0".into(),
+            ort_dylib_path: String::new(),
+            embed_threads: 0,
+            embed_batch: 16,
+            worker_concurrency: 16,
+            lease_secs: 120,
+            poll_interval_ms: 500,
+            retry_schedule: "5m,10m,20m,40m,60m".into(),
+            max_retries: 3,
+            log_format: "pretty".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// Unprefixed variable names that deployments conventionally use.
+const RAW_ENV: &[&str] = &[
+    "webhook_secret",
+    "image_base_url",
+    "database_url",
+    "ort_dylib_path",
+];
+
+impl Settings {
+    /// Loads defaults < config file < `.env` < environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        // `.env` only fills variables that the real environment lacks.
+        let _ = dotenvy::dotenv();
+        let file = std::env::var("VITRINE_CONFIG").unwrap_or_else(|_| "vitrine.toml".into());
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::raw().only(RAW_ENV))
+            .merge(Env::prefixed("VITRINE_").ignore(&["config"]))
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Settings for tests and embedding: defaults with nothing read from the
+    /// environment.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.retry_delays()?;
+        if self.embed_batch == 0 {
+            return Err(invalid("embed_batch", "must be at least 1"));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(invalid("worker_concurrency", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("vitrine.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// The configured webhook keys; several allow rotation without downtime.
+    pub fn webhook_secrets(&self) -> Vec<Secret> {
+        split_list(self.webhook_secret.expose())
+            .map(Secret::new)
+            .collect()
+    }
+
+    pub fn retry_delays(&self) -> Result<Vec<Duration>, ConfigError> {
+        let delays = split_list(&self.retry_schedule)
+            .map(parse_duration)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| invalid("retry_schedule", reason))?;
+        if delays.is_empty() {
+            return Err(invalid("retry_schedule", "needs at least one delay"));
+        }
+        Ok(delays)
+    }
+
+    pub fn embed_threads(&self) -> usize {
+        if self.embed_threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.embed_threads
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Splits a comma-separated setting, dropping blanks.
+pub fn split_list(s: &str) -> impl Iterator<Item = &str> {
+    s.split(',').map(str::trim).filter(|p| !p.is_empty())
+}
+
+/// Parses `250ms`, `5s`, `10m`, `1h`; a bare number means seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 250ms, 5s, 10m or 1h"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("5 minutes").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn default_retry_schedule_is_the_documented_one() {
+        let mins: Vec<u64> = Settings::default()
+            .retry_delays()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_secs() / 60)
+            .collect();
+        assert_eq!(mins, [5, 10, 20, 40, 60]);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Settings {
+            webhook_secret: Secret::new("hunter2,old"),
+            ..Settings::default()
+        };
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(s.webhook_secrets().len(), 2);
+    }
+
+    #[test]
+    fn environment_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("VITRINE_BIND", "127.0.0.1:9999");
+            jail.set_env("WEBHOOK_SECRET", "k1");
+            jail.set_env("VITRINE_MAX_RETRIES", "5");
+            let s = Settings::load().expect("loads");
+            assert_eq!(s.bind, "127.0.0.1:9999");
+            assert_eq!(s.webhook_secret.expose(), "k1");
+            assert_eq!(s.max_retries, 5);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,291 @@
+//! ONNX inference with `ort`, in one explicitly sized `rayon` pool.
+//!
+//! Threading scheme: **rayon only**. The pool has `embed_threads` threads and
+//! each thread owns one ORT session whose intra-op and inter-op pools are
+//! pinned to a single thread. A batch is split into one chunk per pool thread.
+//! The alternative, one session with an intra-op pool of N threads, would
+//! stack ORT's threads on top of the rayon threads that decode and resize, so
+//! 2 cores would run 4 busy threads that preempt each other; and per-op
+//! parallelism scales worse than whole-image parallelism for a small CNN
+//! (EfficientNet-Lite0 has many cheap depthwise layers, each too small to
+//! split well). One session per thread costs one copy of the weights each
+//! (about 18 MB here), which is cheap.
+//!
+//! The ONNX Runtime shared library is loaded at run time (`load-dynamic`):
+//! from `ORT_DYLIB_PATH` / the `ort_dylib_path` setting, or from where
+//! `scripts/fetch-assets.sh` puts it. If it is missing the caller gets one
+//! readable error naming that script, never a panic.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Mutex, OnceLock},
+};
+
+use ort::{
+    environment::Environment,
+    session::{Session, builder::GraphOptimizationLevel},
+    value::TensorRef,
+};
+use rayon::prelude::*;
+
+use super::{EmbedError, manifest::ModelInfo, preprocess};
+
+/// Where `scripts/fetch-assets.sh` installs the library, relative to the
+/// repository root (the working directory of `scripts/quickstart.sh`).
+pub const DEFAULT_ORT_RELATIVE: &str = "models/onnxruntime/libonnxruntime.so.1.31.1";
+
+/// ONNX Runtime can be initialised once per process; the outcome (or the
+/// error text) is shared by every embedder the process creates (tests start
+/// several apps in one process).
+static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// Finds the ONNX Runtime library: explicit setting first, then the
+/// locations the provisioning script uses.
+pub fn resolve_ort_library(explicit: &str, model_dir: &Path) -> Result<PathBuf, EmbedError> {
+    if !explicit.trim().is_empty() {
+        let p = PathBuf::from(explicit.trim());
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(EmbedError::Runtime(format!(
+                "ONNX Runtime library {} (ORT_DYLIB_PATH) does not exist; run scripts/fetch-assets.sh",
+                p.display()
+            )))
+        };
+    }
+    let mut candidates = vec![
+        model_dir.join("../onnxruntime/libonnxruntime.so.1.31.1"),
+        PathBuf::from(DEFAULT_ORT_RELATIVE),
+    ];
+    if let Ok(exe) = std::env::current_exe() {
+        // target/{debug,release}/vitrine → repository root.
+        if let Some(root) = exe.ancestors().nth(3) {
+            candidates.push(root.join(DEFAULT_ORT_RELATIVE));
+        }
+    }
+    candidates.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ORT_RELATIVE));
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        EmbedError::Runtime(
+            "ONNX Runtime library not found (set ORT_DYLIB_PATH, or run scripts/fetch-assets.sh \
+             to install it under models/onnxruntime/)"
+                .into(),
+        )
+    })
+}
+
+fn environment(dylib: &Path) -> Result<&'static Environment, EmbedError> {
+    let env = ORT_ENV.get_or_init(|| {
+        let builder = ort::init_from(dylib).map_err(|e| {
+            format!(
+                "cannot load ONNX Runtime from {}: {e}; run scripts/fetch-assets.sh",
+                dylib.display()
+            )
+        })?;
+        builder
+            .with_name("vitrine")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    });
+    env.as_ref().map_err(|e| EmbedError::Runtime(e.clone()))
+}
+
+/// A loaded model and the pool that runs it. Synchronous: call it from a
+/// blocking context (the [`super::EmbedService`] batcher does).
+pub struct Embedder {
+    info: ModelInfo,
+    pool: rayon::ThreadPool,
+    /// One session per pool thread, indexed by `rayon::current_thread_index`.
+    /// `Session::run` needs `&mut self`; each mutex is only ever taken by its
+    /// own thread, so it is never contended. A std mutex suffices: the lock
+    /// is held across blocking native code, never across an `.await`.
+    sessions: Vec<Mutex<Session>>,
+    max_pixels: u64,
+}
+
+impl Embedder {
+    pub fn load(
+        info: ModelInfo,
+        ort_dylib: &Path,
+        threads: usize,
+        max_pixels: u64,
+    ) -> Result<Self, EmbedError> {
+        let env = environment(ort_dylib)?;
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("vitrine-embed-{i}"))
+            .build()
+            .map_err(|e| EmbedError::Runtime(format!("cannot start the embedding pool: {e}")))?;
+        let mut sessions = Vec::with_capacity(threads);
+        for _ in 0..threads {
+            let session = Session::builder(env)
+                .and_then(|b| Ok(b.with_intra_threads(1)?))
+                .and_then(|b| Ok(b.with_inter_threads(1)?))
+                .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
+                .and_then(|mut b| b.commit_from_file(&info.model_path))
+                .map_err(|e| {
+                    EmbedError::Model(format!(
+                        "cannot load model {}: {e}",
+                        info.model_path.display()
+                    ))
+                })?;
+            sessions.push(Mutex::new(session));
+        }
+        let embedder = Self {
+            info,
+            pool,
+            sessions,
+            max_pixels,
+        };
+        embedder.check_output()?;
+        Ok(embedder)
+    }
+
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    pub fn threads(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn sample_len(&self) -> usize {
+        let i = &self.info.manifest.input;
+        3 * i.width as usize * i.height as usize
+    }
+
+    /// Catches a manifest that disagrees with the model at start-up rather
+    /// than on the first event.
+    fn check_output(&self) -> Result<(), EmbedError> {
+        let v = self.infer(&vec![0.0; self.sample_len()], 1)?;
+        let dim = self.info.dim();
+        if v.len() != 1 || v[0].len() != dim {
+            return Err(EmbedError::Model(format!(
+                "model output `{}` does not have the manifest's dimension {dim}",
+                self.info.manifest.output.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs the model on `n` pre-made samples laid out back to back in
+    /// `tensor`, splitting them across the pool. Returns L2-normalised rows.
+    pub fn infer(&self, tensor: &[f32], n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let sample = self.sample_len();
+        assert_eq!(tensor.len(), n * sample, "tensor length must be n × sample");
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let per_thread = n.div_ceil(self.threads());
+        let chunks: Result<Vec<Vec<Vec<f32>>>, EmbedError> = self.pool.install(|| {
+            tensor
+                .par_chunks(per_thread * sample)
+                .map(|chunk| self.run_session(chunk, chunk.len() / sample))
+                .collect()
+        });
+        Ok(chunks?.into_iter().flatten().collect())
+    }
+
+    fn run_session(&self, chunk: &[f32], n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let m = &self.info.manifest;
+        let idx = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
+        let mut session = self.sessions[idx]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (h, w) = (m.input.height as usize, m.input.width as usize);
+        let shape = match m.input.layout {
+            super::manifest::Layout::Nchw => [n, 3, h, w],
+            super::manifest::Layout::Nhwc => [n, h, w, 3],
+        };
+        let input = TensorRef::from_array_view((shape, chunk))
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let outputs = session
+            .run(ort::inputs![m.input.name.as_str() => input])
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let out = outputs.get(&m.output.name).ok_or_else(|| {
+            EmbedError::Model(format!("model has no output named `{}`", m.output.name))
+        })?;
+        let (_, data) = out
+            .try_extract_tensor::<f32>()
+            .map_err(|e| EmbedError::Inference(e.to_string()))?;
+        let dim = m.output.dim;
+        if data.len() != n * dim {
+            return Err(EmbedError::Model(format!(
+                "output `{}` has {} values for {n} images; expected dimension {dim}",
+                m.output.name,
+                data.len()
+            )));
+        }
+        Ok(data.chunks_exact(dim).map(l2_normalised).collect())
+    }
+
+    /// Decodes, preprocesses and embeds a batch of encoded images. A bad
+    /// image fails only its own slot.
+    pub fn embed_images<B: AsRef<[u8]> + Sync>(
+        &self,
+        images: &[B],
+    ) -> Vec<Result<Vec<f32>, EmbedError>> {
+        let sample = self.sample_len();
+        let manifest = &self.info.manifest;
+        let max_pixels = self.max_pixels;
+        self.pool.install(|| {
+            let mut tensor = vec![0f32; images.len() * sample];
+            let prepared: Vec<Result<(), EmbedError>> = tensor
+                .par_chunks_mut(sample)
+                .zip(images.par_iter())
+                .map(|(out, bytes)| {
+                    preprocess::preprocess(bytes.as_ref(), manifest, max_pixels, out)
+                        .map_err(EmbedError::from)
+                })
+                .collect();
+            // Only good images go to the model.
+            let good: Vec<usize> = (0..images.len()).filter(|&i| prepared[i].is_ok()).collect();
+            let compact: Vec<f32> = if good.len() == images.len() {
+                tensor
+            } else {
+                good.iter()
+                    .flat_map(|&i| tensor[i * sample..(i + 1) * sample].iter().copied())
+                    .collect()
+            };
+            let mut vectors = match self.infer(&compact, good.len()) {
+                Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => good.iter().map(|_| Err(e.clone())).collect(),
+            }
+            .into_iter();
+            prepared
+                .into_iter()
+                .map(|p| p.and_then(|()| vectors.next().expect("one vector per good image")))
+                .collect()
+        })
+    }
+}
+
+/// Scales a vector to unit length (cosine similarity becomes a dot product).
+pub fn l2_normalised(v: &[f32]) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter().map(|x| x / norm).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_to_unit_length() {
+        let v = l2_normalised(&[3.0, 4.0]);
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6);
+        assert_eq!(l2_normalised(&[0.0, 0.0]), vec![0.0, 0.0]);
+    }
+
+    #[test]
+    fn a_missing_runtime_names_the_script() {
+        let err = resolve_ort_library("/nonexistent/libonnxruntime.so", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
+    }
+}

@@ -1,0 +1,144 @@
+//! Admin event API: history, detail and manual retry, behind the bearer
+//! token `VITRINE_ADMIN_TOKEN`.
+
+use axum::{
+    Json,
+    extract::{Path, Query, Request, State, rejection::QueryRejection},
+    http::header::AUTHORIZATION,
+    middleware::Next,
+    response::Response,
+};
+use chrono::{NaiveDate, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::{app::AppState, error::ApiError, inbox::EventQuery};
+
+pub const STATUSES: [&str; 5] = ["pending", "processing", "completed", "failed", "retrying"];
+
+/// Middleware: the admin API fails closed when no token is configured.
+pub async fn require_admin(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let token = st.settings.admin_token.expose();
+    if token.trim().is_empty() {
+        return Err(ApiError::Unavailable(
+            "the admin API is disabled: set VITRINE_ADMIN_TOKEN".into(),
+        ));
+    }
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    // Compare digests, so the comparison takes the same time whatever the
+    // length or content of the guess.
+    let equal = Sha256::digest(given.as_bytes()) == Sha256::digest(token.as_bytes());
+    if !equal {
+        return Err(ApiError::Unauthorized(
+            "missing or invalid bearer token".into(),
+        ));
+    }
+    Ok(next.run(req).await)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListParams {
+    page: Option<u32>,
+    limit: Option<u32>,
+    status: Option<String>,
+    provider: Option<String>,
+    event_type: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+/// RFC 3339, or a plain date: the start of that day, or with `end_of_day`
+/// its last millisecond (so `end_date=2026-11-22` includes that day).
+fn parse_date(field: &str, s: &str, end_of_day: bool) -> Result<i64, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+        ApiError::Unprocessable(format!("{field} must be YYYY-MM-DD or RFC 3339, not `{s}`"))
+    })?;
+    let t = if end_of_day {
+        d.and_hms_milli_opt(23, 59, 59, 999)
+    } else {
+        d.and_hms_opt(0, 0, 0)
+    }
+    .expect("valid time of day");
+    Ok(t.and_utc().timestamp_millis())
+}
+
+fn nonempty(s: Option<String>) -> Option<String> {
+    s.filter(|v| !v.trim().is_empty())
+}
+
+/// `GET /api/v1/events`
+pub async fn list(
+    State(st): State<AppState>,
+    q: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(p) = q.map_err(|e| {
+        ApiError::BadRequest(format!("invalid query parameters: {}", e.body_text()))
+    })?;
+    let status = nonempty(p.status);
+    if let Some(s) = &status
+        && !STATUSES.contains(&s.as_str())
+    {
+        return Err(ApiError::Unprocessable(format!(
+            "status must be one of {}",
+            STATUSES.join(", ")
+        )));
+    }
+    let page = p.page.unwrap_or(1).max(1);
+    let limit = p.limit.unwrap_or(20).clamp(1, 100);
+    let query = EventQuery {
+        status,
+        provider: nonempty(p.provider),
+        event_type: nonempty(p.event_type),
+        start_ms: nonempty(p.start_date)
+            .map(|s| parse_date("start_date", &s, false))
+            .transpose()?,
+        end_ms: nonempty(p.end_date)
+            .map(|s| parse_date("end_date", &s, true))
+            .transpose()?,
+        page,
+        limit,
+    };
+    let (rows, total) = st.inbox.list(&query).await?;
+    let total_pages = (total + i64::from(limit) - 1) / i64::from(limit);
+    Ok(Json(json!({
+        "data": rows.iter().map(|r| r.view(false)).collect::<Vec<_>>(),
+        "pagination": { "page": page, "limit": limit, "total": total, "totalPages": total_pages },
+    })))
+}
+
+/// `GET /api/v1/events/{id}`: with the full payload.
+pub async fn get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = st.inbox.get(&id).await?;
+    Ok(Json(json!({ "data": rec.view(true) })))
+}
+
+/// `POST /api/v1/events/{id}/retry`
+pub async fn retry(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let rec = st.inbox.retry(&id).await?;
+    st.wake.notify_one();
+    tracing::info!(id = %id, at = %Utc::now(), "manual retry requested");
+    Ok(Json(json!({
+        "success": true,
+        "message": "Event queued for another try",
+        "data": rec.view(false),
+    })))
+}

@@ -1,0 +1,423 @@
+//! The `webhook_events` table: insert with dedup, claim with a lease,
+//! complete/fail, and the history queries behind the admin API.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite};
+
+use super::retry::RetryPolicy;
+use crate::db::{Db, now_ms};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("inbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("event {0} not found")]
+    NotFound(String),
+    #[error("event {0} is being processed right now; retry it once that attempt ends")]
+    Busy(String),
+}
+
+/// An event to store, as the intake path hands it over.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub provider: String,
+    /// The provider's own id for this delivery: the dedup key.
+    pub external_id: String,
+    pub event_type: String,
+    pub event_subtype: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    pub task_id: String,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRecord {
+    pub id: String,
+    pub provider: String,
+    pub external_id: String,
+    pub event_type: String,
+    pub event_subtype: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub status: String,
+    pub retry_count: i64,
+    pub max_retries: i64,
+    pub next_retry_at: Option<i64>,
+    pub processing_started_at: Option<i64>,
+    pub processed_at: Option<i64>,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+    pub payload: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// The columns of [`EventRecord`], as a macro so queries stay `&'static str`
+/// (sqlx refuses unaudited dynamic SQL).
+macro_rules! columns {
+    () => {
+        "id, provider, external_id, event_type, event_subtype, entity_type, \
+         entity_id, status, retry_count, max_retries, next_retry_at, processing_started_at, \
+         processed_at, error, outcome, payload, created_at, updated_at"
+    };
+}
+
+fn rfc3339(ms: Option<i64>) -> Option<String> {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+/// The admin API's view of an event.
+#[derive(Debug, Serialize)]
+pub struct EventView {
+    pub id: String,
+    pub provider: String,
+    pub external_id: String,
+    pub event_type: String,
+    pub event_subtype: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub status: String,
+    pub retry_count: i64,
+    pub max_retries: i64,
+    pub next_retry_at: Option<String>,
+    pub processing_started_at: Option<String>,
+    pub processed_at: Option<String>,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+impl EventRecord {
+    pub fn view(&self, with_payload: bool) -> EventView {
+        EventView {
+            id: self.id.clone(),
+            provider: self.provider.clone(),
+            external_id: self.external_id.clone(),
+            event_type: self.event_type.clone(),
+            event_subtype: self.event_subtype.clone(),
+            entity_type: self.entity_type.clone(),
+            entity_id: self.entity_id.clone(),
+            status: self.status.clone(),
+            retry_count: self.retry_count,
+            max_retries: self.max_retries,
+            next_retry_at: rfc3339(self.next_retry_at),
+            processing_started_at: rfc3339(self.processing_started_at),
+            processed_at: rfc3339(self.processed_at),
+            error: self.error.clone(),
+            outcome: self.outcome.clone(),
+            created_at: rfc3339(Some(self.created_at)),
+            updated_at: rfc3339(Some(self.updated_at)),
+            payload: with_payload.then(|| {
+                serde_json::from_str(&self.payload)
+                    .unwrap_or_else(|_| serde_json::Value::String(self.payload.clone()))
+            }),
+        }
+    }
+}
+
+/// An event held by one worker until `complete`/`fail` or the lease ends.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub event: EventRecord,
+    /// Proves the lease is still ours: a worker whose lease expired and was
+    /// taken over cannot overwrite the new holder's result.
+    pub lease_token: String,
+}
+
+/// Filters of `GET /api/v1/events`.
+#[derive(Debug, Default, Clone)]
+pub struct EventQuery {
+    pub status: Option<String>,
+    pub provider: Option<String>,
+    pub event_type: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inbox {
+    db: Db,
+    policy: RetryPolicy,
+}
+
+impl Inbox {
+    pub fn new(db: Db, policy: RetryPolicy) -> Self {
+        Self { db, policy }
+    }
+
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Stores an event unless one with the same `(provider, external_id)` is
+    /// already there; in that case returns the existing task id with
+    /// `duplicate: true`. The unique constraint, not a read-then-write,
+    /// decides, so concurrent copies of one delivery still store one row.
+    pub async fn insert(&self, e: NewEvent) -> Result<Inserted, InboxError> {
+        let now = now_ms();
+        let id = uuid::Uuid::now_v7().to_string();
+        let inserted: Option<String> = sqlx::query_scalar(
+            "INSERT INTO webhook_events (id, provider, external_id, event_type, event_subtype, \
+             entity_type, entity_id, status, max_retries, payload, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) \
+             ON CONFLICT (provider, external_id) DO NOTHING RETURNING id",
+        )
+        .bind(&id)
+        .bind(&e.provider)
+        .bind(&e.external_id)
+        .bind(&e.event_type)
+        .bind(&e.event_subtype)
+        .bind(&e.entity_type)
+        .bind(&e.entity_id)
+        .bind(i64::from(self.policy.max_retries))
+        .bind(&e.payload)
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.db)
+        .await?;
+        if let Some(task_id) = inserted {
+            return Ok(Inserted {
+                task_id,
+                duplicate: false,
+            });
+        }
+        let task_id: String = sqlx::query_scalar(
+            "SELECT id FROM webhook_events WHERE provider = ? AND external_id = ?",
+        )
+        .bind(&e.provider)
+        .bind(&e.external_id)
+        .fetch_one(&self.db)
+        .await?;
+        Ok(Inserted {
+            task_id,
+            duplicate: true,
+        })
+    }
+
+    /// Claims up to `n` due events: pending ones, retries whose time has come,
+    /// and events whose worker's lease ran out (that worker is presumed dead).
+    /// SQLite runs one writer at a time, so this single `UPDATE … RETURNING`
+    /// is atomic: two workers never claim the same row.
+    pub async fn claim(
+        &self,
+        provider: Option<&str>,
+        n: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claimed>, InboxError> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let token = uuid::Uuid::new_v4().to_string();
+        let sql = concat!(
+            "UPDATE webhook_events SET status = 'processing', processing_started_at = ?1, \
+             lease_expires_at = ?2, lease_token = ?3, updated_at = ?1 \
+             WHERE id IN (SELECT id FROM webhook_events \
+                WHERE ((status IN ('pending', 'retrying') AND (next_retry_at IS NULL OR next_retry_at <= ?1)) \
+                    OR (status = 'processing' AND lease_expires_at < ?1)) \
+                  AND (?4 IS NULL OR provider = ?4) \
+                ORDER BY created_at, id LIMIT ?5) \
+             RETURNING ",
+            columns!()
+        );
+        let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
+            .bind(now)
+            .bind(now + lease.as_millis() as i64)
+            .bind(&token)
+            .bind(provider)
+            .bind(n as i64)
+            .fetch_all(&self.db)
+            .await?;
+        // RETURNING gives no order guarantee; process oldest first.
+        rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(rows
+            .into_iter()
+            .map(|event| Claimed {
+                event,
+                lease_token: token.clone(),
+            })
+            .collect())
+    }
+
+    /// Marks a claimed event done. Returns false if the lease was lost.
+    pub async fn complete(&self, c: &Claimed, outcome: &str) -> Result<bool, InboxError> {
+        let now = now_ms();
+        let r = sqlx::query(
+            "UPDATE webhook_events SET status = 'completed', processed_at = ?, outcome = ?, \
+             error = NULL, next_retry_at = NULL, lease_token = NULL, lease_expires_at = NULL, \
+             updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(now)
+        .bind(outcome)
+        .bind(now)
+        .bind(&c.event.id)
+        .bind(&c.lease_token)
+        .execute(&self.db)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Records a failed try: schedules a retry if the error is transient and
+    /// tries remain, otherwise marks the event `failed` and keeps the error.
+    /// Returns the new status.
+    pub async fn fail(
+        &self,
+        c: &Claimed,
+        error: &str,
+        retryable: bool,
+    ) -> Result<&'static str, InboxError> {
+        let now = now_ms();
+        let retries = c.event.retry_count.max(0) as u32;
+        let may_retry = retryable && retries < c.event.max_retries.max(0) as u32;
+        let (status, retry_count, next, processed) = if may_retry {
+            let delay = self.policy.delay_with_jitter(retries);
+            (
+                "retrying",
+                retries + 1,
+                Some(now + delay.as_millis() as i64),
+                None,
+            )
+        } else {
+            ("failed", retries, None, Some(now))
+        };
+        sqlx::query(
+            "UPDATE webhook_events SET status = ?, retry_count = ?, next_retry_at = ?, \
+             processed_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL, \
+             updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(status)
+        .bind(i64::from(retry_count))
+        .bind(next)
+        .bind(processed)
+        .bind(error)
+        .bind(now)
+        .bind(&c.event.id)
+        .bind(&c.lease_token)
+        .execute(&self.db)
+        .await?;
+        Ok(status)
+    }
+
+    /// Gives claimed events back untouched (graceful shutdown), so the next
+    /// start takes them at once instead of waiting for the lease to expire.
+    pub async fn release(&self, c: &Claimed) -> Result<(), InboxError> {
+        sqlx::query(
+            "UPDATE webhook_events SET status = CASE WHEN retry_count > 0 THEN 'retrying' ELSE 'pending' END, \
+             lease_token = NULL, lease_expires_at = NULL, processing_started_at = NULL, updated_at = ? \
+             WHERE id = ? AND lease_token = ? AND status = 'processing'",
+        )
+        .bind(now_ms())
+        .bind(&c.event.id)
+        .bind(&c.lease_token)
+        .execute(&self.db)
+        .await?;
+        Ok(())
+    }
+
+    /// Manual retry from the admin API: the event gets a fresh set of tries.
+    pub async fn retry(&self, id: &str) -> Result<EventRecord, InboxError> {
+        let current = self.get(id).await?;
+        if current.status == "processing" {
+            return Err(InboxError::Busy(id.to_string()));
+        }
+        sqlx::query(
+            "UPDATE webhook_events SET status = 'pending', retry_count = 0, next_retry_at = NULL, \
+             processed_at = NULL, error = NULL, outcome = NULL, updated_at = ? \
+             WHERE id = ? AND status <> 'processing'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.db)
+        .await?;
+        self.get(id).await
+    }
+
+    pub async fn get(&self, id: &str) -> Result<EventRecord, InboxError> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM webhook_events WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.db)
+        .await?
+        .ok_or_else(|| InboxError::NotFound(id.to_string()))
+    }
+
+    /// The newest not-yet-applied event for an entity, if any.
+    pub async fn latest_unprocessed(
+        &self,
+        entity_type: &str,
+        entity_id: &str,
+    ) -> Result<Option<EventRecord>, InboxError> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM webhook_events WHERE entity_type = ? AND entity_id = ? \
+             AND status IN ('pending', 'processing', 'retrying') ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(entity_type)
+        .bind(entity_id)
+        .fetch_optional(&self.db)
+        .await?)
+    }
+
+    /// One page of history, newest first, and the total number of matches.
+    pub async fn list(&self, q: &EventQuery) -> Result<(Vec<EventRecord>, i64), InboxError> {
+        fn filters(b: &mut QueryBuilder<Sqlite>, q: &EventQuery) {
+            b.push(" WHERE 1 = 1");
+            if let Some(s) = &q.status {
+                b.push(" AND status = ").push_bind(s.clone());
+            }
+            if let Some(p) = &q.provider {
+                b.push(" AND provider = ").push_bind(p.clone());
+            }
+            if let Some(t) = &q.event_type {
+                b.push(" AND event_type = ").push_bind(t.clone());
+            }
+            if let Some(t) = q.start_ms {
+                b.push(" AND created_at >= ").push_bind(t);
+            }
+            if let Some(t) = q.end_ms {
+                b.push(" AND created_at <= ").push_bind(t);
+            }
+        }
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM webhook_events");
+        filters(&mut count, q);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.db).await?;
+
+        let mut rows =
+            QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM webhook_events"));
+        filters(&mut rows, q);
+        let limit = q.limit.max(1);
+        rows.push(" ORDER BY created_at DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(q.page.max(1) - 1) * i64::from(limit));
+        let data = rows.build_query_as().fetch_all(&self.db).await?;
+        Ok((data, total))
+    }
+
+    /// Number of events per status: the queue depth metric.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>, InboxError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
+                .fetch_all(&self.db)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,209 @@
+//! The worker loop: claim due events, hand each to its provider's handler,
+//! record the result.
+//!
+//! One loop per instance runs up to `concurrency` events at once. That is
+//! mostly waiting (image downloads); the CPU-heavy part, embedding, is funnelled
+//! into one sized pool by the embedder, so the loop's concurrency does not
+//! multiply CPU threads.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use super::store::{Claimed, EventRecord, Inbox};
+
+/// Why handling an event failed, and whether trying again may help.
+#[derive(Debug, Clone)]
+pub struct HandlerError {
+    pub message: String,
+    /// Transient (network, 5xx, timeouts): retry with backoff. Permanent (a
+    /// corrupt image, a 404): fail at once; retrying cannot help.
+    pub retryable: bool,
+}
+
+impl HandlerError {
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+}
+
+/// What a provider module implements to process its events.
+#[async_trait::async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Applies the event; the returned text is stored as its `outcome`.
+    async fn handle(&self, event: &EventRecord) -> Result<String, HandlerError>;
+
+    /// Called once an event has failed for good, to reflect it elsewhere
+    /// (for example a product's status).
+    async fn on_final_failure(&self, _event: &EventRecord, _error: &str) {}
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub concurrency: usize,
+    pub lease: Duration,
+    pub poll_interval: Duration,
+}
+
+/// Runs until `shutdown` is cancelled, then waits for in-flight events (up to
+/// a grace period) and hands unfinished ones back to the inbox.
+pub async fn run(
+    inbox: Inbox,
+    handlers: HashMap<String, Arc<dyn EventHandler>>,
+    cfg: WorkerConfig,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let handlers = Arc::new(handlers);
+    let slots = Arc::new(Semaphore::new(cfg.concurrency));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        if shutdown.is_cancelled() {
+            break;
+        }
+        // Wait until at least one slot is free before claiming, so a claimed
+        // event never sits waiting while its lease runs down.
+        let first = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let free = slots.available_permits() + 1;
+        let claimed = match inbox.claim(None, free, cfg.lease).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming events failed");
+                drop(first);
+                tokio::select! {
+                    _ = tokio::time::sleep(cfg.poll_interval) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        while tasks.try_join_next().is_some() {}
+        if claimed.is_empty() {
+            drop(first);
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(cfg.poll_interval) => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let mut first = Some(first);
+        for c in claimed {
+            let permit = match first.take() {
+                Some(p) => p,
+                None => slots
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("semaphore is never closed"),
+            };
+            let handler = handlers.get(&c.event.provider).cloned();
+            let inbox = inbox.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                process(&inbox, handler, c, stop).await;
+                drop(permit);
+            });
+        }
+    }
+    // Grace period: let in-flight events finish; past it, they are released
+    // inside `process` when it sees the cancellation.
+    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+}
+
+async fn process(
+    inbox: &Inbox,
+    handler: Option<Arc<dyn EventHandler>>,
+    c: Claimed,
+    shutdown: CancellationToken,
+) {
+    let event_type = c.event.event_type.clone();
+    let started = std::time::Instant::now();
+    let Some(handler) = handler else {
+        let msg = format!("no handler for provider `{}`", c.event.provider);
+        record_failure(inbox, None, &c, HandlerError::permanent(msg)).await;
+        return;
+    };
+    let span = tracing::info_span!("event", id = %c.event.id, provider = %c.event.provider,
+        event_type = %event_type, entity = c.event.entity_id.as_deref().unwrap_or(""));
+    // The handler runs in its own task so that a panic fails this one event
+    // instead of taking the worker down.
+    let event = c.event.clone();
+    let h = handler.clone();
+    let mut job = tokio::spawn(tracing::Instrument::instrument(
+        async move { h.handle(&event).await },
+        span.clone(),
+    ));
+    let result = tokio::select! {
+        r = &mut job => r,
+        _ = shutdown.cancelled() => {
+            // Give the attempt a few seconds, then hand the event back.
+            match tokio::time::timeout(Duration::from_secs(5), &mut job).await {
+                Ok(r) => r,
+                Err(_) => {
+                    job.abort();
+                    if let Err(e) = inbox.release(&c).await {
+                        tracing::warn!(parent: &span, error = %e, "could not release event on shutdown");
+                    }
+                    return;
+                }
+            }
+        }
+    };
+    metrics::histogram!("visual_search_webhook_processing_duration_seconds", "event_type" => event_type.clone())
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(Ok(outcome)) => match inbox.complete(&c, &outcome).await {
+            Ok(true) => tracing::info!(parent: &span, %outcome, "event applied"),
+            Ok(false) => tracing::warn!(parent: &span, "lease lost before completion"),
+            Err(e) => tracing::error!(parent: &span, error = %e, "could not mark event completed"),
+        },
+        Ok(Err(err)) => record_failure(inbox, Some(&*handler), &c, err).await,
+        Err(join) => {
+            let msg = if join.is_panic() {
+                "internal error: the handler panicked (see logs)".to_string()
+            } else {
+                "internal error: the handler was cancelled".to_string()
+            };
+            tracing::error!(parent: &span, error = ?join, "handler task failed");
+            record_failure(inbox, Some(&*handler), &c, HandlerError::permanent(msg)).await;
+        }
+    }
+}
+
+async fn record_failure(
+    inbox: &Inbox,
+    handler: Option<&dyn EventHandler>,
+    c: &Claimed,
+    err: HandlerError,
+) {
+    metrics::counter!("visual_search_webhooks_errors_total", "event_type" => c.event.event_type.clone())
+        .increment(1);
+    match inbox.fail(c, &err.message, err.retryable).await {
+        Ok("failed") => {
+            tracing::warn!(id = %c.event.id, error = %err.message, "event failed for good");
+            if let Some(h) = handler {
+                h.on_final_failure(&c.event, &err.message).await;
+            }
+        }
+        Ok(status) => {
+            tracing::info!(id = %c.event.id, error = %err.message, status, "event will be retried")
+        }
+        Err(e) => tracing::error!(id = %c.event.id, error = %e, "could not record failure"),
+    }
+}

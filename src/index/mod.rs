@@ -1,0 +1,125 @@
+//! Vector storage and similarity search behind one trait, [`VectorIndex`].
+//!
+//! The embedded default ([`embedded`]) keeps everything in the data
+//! directory; a Qdrant backend implements the same trait. Callers never see
+//! which one is in use: they upsert points (a vector plus the product fields
+//! that search results show and filters use), delete them, and search with
+//! [`Filter`]s.
+
+pub mod embedded;
+
+use serde::{Deserialize, Serialize};
+
+pub use embedded::EmbeddedIndex;
+
+/// What a search result shows and what filters look at. Stored beside the
+/// vector so that a search needs no second lookup.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    pub product_id: String,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub price: Option<f64>,
+    #[serde(default)]
+    pub currency: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub vector: Vec<f32>,
+    pub payload: Payload,
+}
+
+/// Search restrictions. All set conditions must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub category: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+    /// Never return this product (similar-to-itself).
+    pub exclude_id: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, p: &Payload) -> bool {
+        if let Some(c) = &self.category
+            && p.category.as_deref() != Some(c.as_str())
+        {
+            return false;
+        }
+        if self.min_price.is_some() || self.max_price.is_some() {
+            let Some(price) = p.price else { return false };
+            if self.min_price.is_some_and(|m| price < m)
+                || self.max_price.is_some_and(|m| price > m)
+            {
+                return false;
+            }
+        }
+        self.exclude_id.as_deref() != Some(p.product_id.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub score: f32,
+    pub payload: Payload,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexInfo {
+    pub backend: &'static str,
+    pub dim: usize,
+    pub model_version: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index I/O at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("index data at {path} is corrupt: {reason}")]
+    Corrupt { path: String, reason: String },
+    #[error(
+        "the index at {path} holds vectors of model {found}, but the loaded model is {expected}; \
+         vectors of two models cannot be mixed (re-embed the catalog into a new index)"
+    )]
+    ModelMismatch {
+        path: String,
+        found: String,
+        expected: String,
+    },
+    #[error("vector has dimension {got}, the index expects {expected}")]
+    Dimension { got: usize, expected: usize },
+    #[error("index backend: {0}")]
+    Backend(String),
+}
+
+/// The storage seam for vectors. Implementations must be safe to share
+/// across tasks; writes of one point are atomic (a reader sees the old or
+/// the new vector, never half of each) and durable when the call returns.
+#[async_trait::async_trait]
+pub trait VectorIndex: Send + Sync {
+    fn info(&self) -> IndexInfo;
+    /// Inserts or replaces points, keyed by `payload.product_id`.
+    async fn upsert(&self, points: Vec<Point>) -> Result<(), IndexError>;
+    /// Replaces a point's payload, keeping its vector. False if absent.
+    async fn set_payload(&self, payload: Payload) -> Result<bool, IndexError>;
+    /// Removes points; returns how many existed.
+    async fn delete(&self, ids: &[String]) -> Result<usize, IndexError>;
+    /// The `limit` nearest points by cosine similarity that pass `filter`,
+    /// best first.
+    async fn search(
+        &self,
+        vector: &[f32],
+        filter: &Filter,
+        limit: usize,
+    ) -> Result<Vec<Hit>, IndexError>;
+    async fn get_vector(&self, id: &str) -> Result<Option<Vec<f32>>, IndexError>;
+    async fn count(&self) -> Result<usize, IndexError>;
+}

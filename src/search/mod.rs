@@ -1,0 +1,130 @@
+//! Shopper-facing search: by image (embed the query, then search) and by
+//! product (reuse the stored vector: no re-embedding). Owns filters as the
+//! API takes them and the shape of results.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    embed::{EmbedError, EmbedService},
+    index::{Filter, Hit, IndexError, VectorIndex},
+};
+
+pub const DEFAULT_LIMIT: usize = 10;
+pub const MAX_LIMIT: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("product {0} is not in the index (unknown, deleted, or not yet indexed)")]
+    NotIndexed(String),
+    #[error("query image: {0}")]
+    Image(EmbedError),
+    #[error("embedding the query failed: {0}")]
+    Embed(EmbedError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("{0}")]
+    InvalidFilter(String),
+}
+
+/// Query-string filters shared by every search endpoint.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct SearchParams {
+    pub limit: Option<usize>,
+    pub category: Option<String>,
+    pub min_price: Option<f64>,
+    pub max_price: Option<f64>,
+}
+
+impl SearchParams {
+    pub fn limit(&self) -> usize {
+        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    }
+
+    pub fn filter(&self) -> Result<Filter, SearchError> {
+        if let (Some(lo), Some(hi)) = (self.min_price, self.max_price)
+            && lo > hi
+        {
+            return Err(SearchError::InvalidFilter(format!(
+                "min_price ({lo}) is greater than max_price ({hi})"
+            )));
+        }
+        Ok(Filter {
+            category: self.category.clone().filter(|c| !c.is_empty()),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            exclude_id: None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SearchResult {
+    pub product_id: String,
+    pub score: f32,
+    pub title: Option<String>,
+    pub category: Option<String>,
+    pub price: Option<f64>,
+    pub currency: Option<String>,
+}
+
+impl From<Hit> for SearchResult {
+    fn from(h: Hit) -> Self {
+        Self {
+            product_id: h.payload.product_id,
+            score: h.score,
+            title: h.payload.title,
+            category: h.payload.category,
+            price: h.payload.price,
+            currency: h.payload.currency,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct SearchService {
+    index: Arc<dyn VectorIndex>,
+    embed: EmbedService,
+}
+
+impl SearchService {
+    pub fn new(index: Arc<dyn VectorIndex>, embed: EmbedService) -> Self {
+        Self { index, embed }
+    }
+
+    /// Products that look like `product_id`, never including itself.
+    pub async fn similar_to(
+        &self,
+        product_id: &str,
+        params: &SearchParams,
+    ) -> Result<Vec<SearchResult>, SearchError> {
+        let vector = self
+            .index
+            .get_vector(product_id)
+            .await?
+            .ok_or_else(|| SearchError::NotIndexed(product_id.to_string()))?;
+        let filter = Filter {
+            exclude_id: Some(product_id.to_string()),
+            ..params.filter()?
+        };
+        let hits = self.index.search(&vector, &filter, params.limit()).await?;
+        Ok(hits.into_iter().map(SearchResult::from).collect())
+    }
+
+    /// Products that look like the image in `bytes`.
+    pub async fn by_image(
+        &self,
+        bytes: Bytes,
+        params: &SearchParams,
+    ) -> Result<Vec<SearchResult>, SearchError> {
+        let filter = params.filter()?;
+        let vector = self.embed.embed(bytes).await.map_err(|e| match e {
+            EmbedError::Image(_) => SearchError::Image(e),
+            other => SearchError::Embed(other),
+        })?;
+        let hits = self.index.search(&vector, &filter, params.limit()).await?;
+        Ok(hits.into_iter().map(SearchResult::from).collect())
+    }
+}
