@@ -282,6 +282,8 @@ mod tests {
     }
 
     #[test]
+    // `Jail`'s closure signature is figment's, not ours.
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("VITRINE_BIND", "127.0.0.1:9999");

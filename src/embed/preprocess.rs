@@ -58,6 +58,13 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError
             cap: max_pixels,
         });
     }
+    if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        // The JPEG decoder pads a truncated scan with grey and reports
+        // success; indexing half a picture would be worse than failing.
+        return Err(PreprocessError::Decode(
+            "truncated JPEG: no end-of-image marker after the last scan".into(),
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Belt and braces: the decoder itself also refuses to allocate more than
     // the declared image needs (RGBA16 at most) plus slack.
@@ -70,6 +77,17 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError
         .decode()
         .map_err(|e| PreprocessError::Decode(e.to_string()))?;
     Ok(flatten_onto_white(img))
+}
+
+/// True when an end-of-image marker (FF D9) follows the last start-of-scan
+/// (FF DA). Inside entropy-coded data every 0xFF byte is stuffed as FF 00,
+/// so FF D9 there can only be the real marker.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    match last_sos {
+        Some(i) => bytes[i..].windows(2).any(|w| w == [0xFF, 0xD9]),
+        None => false,
+    }
 }
 
 fn flatten_onto_white(img: DynamicImage) -> RgbImage {
@@ -251,6 +269,17 @@ mod tests {
         assert!(matches!(err, PreprocessError::Decode(_)), "{err:?}");
         let err = decode(&png(100, 100), 5_000).unwrap_err();
         assert!(err.to_string().contains("over the cap"), "{err}");
+    }
+
+    #[test]
+    fn truncated_jpeg_is_refused() {
+        let img = RgbImage::from_fn(64, 64, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        let mut buf = Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
+        let jpeg = buf.into_inner();
+        assert!(decode(&jpeg, 1_000_000).is_ok());
+        let err = decode(&jpeg[..jpeg.len() * 2 / 3], 1_000_000).unwrap_err();
+        assert!(err.to_string().contains("truncated"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,290 @@
+//! Spawns the real application on a random port with a fresh data dir, plus
+//! a local image server, and offers small helpers to drive them over HTTP.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::Path,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::{Path as UrlPath, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use vitrine::{Application, Settings, config::Secret, http::signature};
+
+pub const SECRET: &str = "test-secret-1";
+pub const ADMIN: &str = "admin-token-1";
+
+/// Real photos provided by `scripts/fetch-assets.sh`.
+pub fn photos() -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/photos");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|_| panic!("{} is missing: run scripts/fetch-assets.sh", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            (
+                p.file_stem().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    assert!(
+        out.len() >= 10,
+        "need at least 10 photos in {}; run scripts/fetch-assets.sh",
+        dir.display()
+    );
+    out
+}
+
+/// What the image server does for one path.
+#[derive(Clone)]
+pub struct Served {
+    pub bytes: Vec<u8>,
+    /// Answer 503 this many times before serving.
+    pub fail_first: usize,
+}
+
+#[derive(Clone, Default)]
+pub struct ImageServer {
+    pub addr: Option<SocketAddr>,
+    files: Arc<Mutex<HashMap<String, Served>>>,
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl ImageServer {
+    pub async fn start() -> Self {
+        let mut server = ImageServer::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        server.addr = Some(listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/{*path}", get(serve_image))
+            .with_state(server.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        server
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr.unwrap())
+    }
+
+    pub fn put(&self, key: &str, bytes: Vec<u8>) {
+        self.put_flaky(key, bytes, 0);
+    }
+
+    pub fn put_flaky(&self, key: &str, bytes: Vec<u8>, fail_first: usize) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), Served { bytes, fail_first });
+    }
+
+    pub fn hits(&self, key: &str) -> usize {
+        self.hits.lock().unwrap().get(key).copied().unwrap_or(0)
+    }
+}
+
+async fn serve_image(State(s): State<ImageServer>, UrlPath(path): UrlPath<String>) -> Response {
+    let n = {
+        let mut hits = s.hits.lock().unwrap();
+        let n = hits.entry(path.clone()).or_default();
+        *n += 1;
+        *n
+    };
+    let file = s.files.lock().unwrap().get(&path).cloned();
+    match file {
+        None => StatusCode::NOT_FOUND.into_response(),
+        Some(f) if n <= f.fail_first => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        // Deliberately claim JPEG whatever the bytes are: content is checked
+        // by decoding, not by trusting the header.
+        Some(f) => ([("content-type", "image/jpeg")], f.bytes).into_response(),
+    }
+}
+
+pub struct TestApp {
+    pub addr: String,
+    pub client: reqwest::Client,
+    pub images: ImageServer,
+    pub settings: Settings,
+    _tmp: Option<Arc<tempfile::TempDir>>,
+    token: CancellationToken,
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Settings for a test app: fast polling, a short retry schedule, the
+/// model from the repository.
+pub fn test_settings(data_dir: &Path, images: &ImageServer) -> Settings {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    Settings {
+        bind: "127.0.0.1:0".into(),
+        webhook_secret: Secret::new(SECRET),
+        admin_token: Secret::new(ADMIN),
+        image_base_url: images.base_url(),
+        model_dir: root.join("models/effnet-lite0"),
+        embed_threads: 2,
+        poll_interval_ms: 50,
+        retry_schedule: "100ms".into(),
+        max_retries: 3,
+        ..Settings::for_data_dir(data_dir)
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let images = ImageServer::start().await;
+    let tmp = Arc::new(tempfile::tempdir().unwrap());
+    let mut settings = test_settings(tmp.path(), &images);
+    tweak(&mut settings);
+    start(settings, images, Some(tmp)).await
+}
+
+pub async fn start(
+    settings: Settings,
+    images: ImageServer,
+    tmp: Option<Arc<tempfile::TempDir>>,
+) -> TestApp {
+    let app = Application::build(settings.clone())
+        .await
+        .expect("the app builds (did you run scripts/fetch-assets.sh?)");
+    let addr = format!("http://127.0.0.1:{}", app.port());
+    let token = app.shutdown_token();
+    let handle = tokio::spawn(app.run_until_stopped(false));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        images,
+        settings,
+        _tmp: tmp,
+        token,
+        handle: Some(handle),
+    }
+}
+
+/// A product event body.
+pub fn event(kind: &str, event_id: &str, product_id: &str, ts: &str, data: Value) -> Value {
+    let mut d = json!({ "product_id": product_id });
+    for (k, v) in data.as_object().unwrap() {
+        d[k] = v.clone();
+    }
+    json!({ "event_type": kind, "event_id": event_id, "timestamp": ts, "data": d })
+}
+
+impl TestApp {
+    /// Stops the server and workers and waits until they are gone; returns
+    /// what a restart needs.
+    pub async fn stop(mut self) -> (Settings, ImageServer, Option<Arc<tempfile::TempDir>>) {
+        self.token.cancel();
+        if let Some(h) = self.handle.take() {
+            h.await.unwrap().unwrap();
+        }
+        (
+            self.settings.clone(),
+            self.images.clone(),
+            self._tmp.clone(),
+        )
+    }
+
+    pub async fn post_signed(&self, body: &[u8], secret: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/webhooks/bakai", self.addr))
+            .header("content-type", "application/json")
+            .header("X-Webhook-Signature", signature::sign(secret, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs and sends an event; asserts 200 and returns the response body.
+    pub async fn send(&self, ev: &Value) -> Value {
+        let resp = self.post_signed(ev.to_string().as_bytes(), SECRET).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(format!("{}{}", self.addr, path))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn product(&self, id: &str) -> (u16, Value) {
+        self.get_json(&format!("/api/v1/products/{id}")).await
+    }
+
+    pub async fn event_record(&self, task_id: &str) -> Value {
+        let (status, body) = self.get_json(&format!("/api/v1/events/{task_id}")).await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    }
+
+    /// Polls until the event reaches a final state (completed or failed).
+    pub async fn wait_event_done(&self, task_id: &str) -> Value {
+        for _ in 0..600 {
+            let e = self.event_record(task_id).await;
+            if e["status"] == "completed" || e["status"] == "failed" {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "event {task_id} did not finish: {}",
+            self.event_record(task_id).await
+        );
+    }
+
+    /// Polls until the product has `status`.
+    pub async fn wait_product(&self, id: &str, status: &str) -> Value {
+        for _ in 0..1200 {
+            let (code, p) = self.product(id).await;
+            if code == 200 && p["status"] == status && p["pending_event"].is_null() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "product {id} never reached {status}: {:?}",
+            self.product(id).await
+        );
+    }
+
+    pub async fn search_image(&self, bytes: Vec<u8>, query: &str) -> Vec<Value> {
+        let resp = self
+            .client
+            .post(format!("{}/api/v1/search/image?{query}", self.addr))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["results"].as_array().unwrap().clone()
+    }
+
+    pub async fn similar(&self, id: &str, query: &str) -> (u16, Value) {
+        self.get_json(&format!("/api/v1/products/{id}/similar?{query}"))
+            .await
+    }
+}

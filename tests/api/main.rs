@@ -1,0 +1,9 @@
+//! One integration-test binary (one link, one model load per test app) that
+//! spawns the real application on random ports. Needs the assets from
+//! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
+
+mod failures;
+mod helpers;
+mod pipeline;
+mod restart;
+mod webhooks;

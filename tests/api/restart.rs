@@ -1,0 +1,68 @@
+//! Stop the server, start it again on the same data dir: indexed products
+//! are still found and events that were pending get processed.
+
+use serde_json::json;
+use vitrine::inbox::NewEvent;
+
+use crate::helpers::{event, photos, spawn_app, start};
+
+#[tokio::test]
+async fn index_and_pending_events_survive_a_restart() {
+    let app = spawn_app().await;
+    let photos = photos();
+    for (name, bytes) in photos.iter().take(3) {
+        app.images.put(name, bytes.clone());
+        app.send(&event(
+            "product.created",
+            &format!("c-{name}"),
+            name,
+            "2026-11-22T10:00:00Z",
+            json!({"title": name, "image_key": name}),
+        ))
+        .await;
+    }
+    for (name, _) in photos.iter().take(3) {
+        app.wait_product(name, "indexed").await;
+    }
+    let (settings, images, tmp) = app.stop().await;
+
+    // While the service is down, an event lands in the inbox (as `vitrine
+    // import` or a second instance would put it there).
+    let (pending_name, pending_bytes) = &photos[3];
+    images.put(pending_name, pending_bytes.clone());
+    let (db, inbox) = vitrine::app::open_inbox(&settings).await.unwrap();
+    let body = event(
+        "product.created",
+        "while-down",
+        pending_name,
+        "2026-11-22T10:00:00Z",
+        json!({"title": "queued while down", "image_key": pending_name}),
+    );
+    inbox
+        .insert(NewEvent {
+            provider: "bakai".into(),
+            external_id: "while-down".into(),
+            event_type: "product.created".into(),
+            event_subtype: Some("created".into()),
+            entity_type: Some("product".into()),
+            entity_id: Some(pending_name.clone()),
+            payload: body.to_string(),
+        })
+        .await
+        .unwrap();
+    db.close().await;
+
+    let app = start(settings, images, tmp).await;
+    // Indexed before the restart: still found, by product and by image.
+    let (first, first_bytes) = &photos[0];
+    let results = app.search_image(first_bytes.clone(), "limit=1").await;
+    assert_eq!(results[0]["product_id"], first.as_str());
+    let (code, body) = app.similar(first, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(body["results"].as_array().unwrap().len(), 2);
+    // Pending before the restart: processed after it.
+    let p = app.wait_product(pending_name, "indexed").await;
+    assert_eq!(p["title"], "queued while down");
+    let results = app.search_image(pending_bytes.clone(), "limit=1").await;
+    assert_eq!(results[0]["product_id"], pending_name.as_str());
+}
