@@ -13,7 +13,7 @@ use std::{fmt, path::PathBuf, time::Duration};
 
 use figment::{
     Figment,
-    providers::{Env, Format, Serialized, Toml},
+    providers::{Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +132,7 @@ impl Default for Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(Box<figment::Error>),
     #[error("configuration: {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
 }
@@ -145,6 +145,29 @@ const RAW_ENV: &[&str] = &[
     "ort_dylib_path",
 ];
 
+/// Environment variables as raw strings keyed by field name. figment's
+/// `Env` provider would parse `12345` into a number and then refuse it for a
+/// string field, so values are passed through untouched instead.
+fn env_overrides() -> std::collections::BTreeMap<String, String> {
+    let fields: Vec<String> = match figment::value::Value::serialize(Settings::default()) {
+        Ok(figment::value::Value::Dict(_, d)) => d.keys().cloned().collect(),
+        _ => Vec::new(),
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for field in fields {
+        let prefixed = format!("VITRINE_{}", field.to_ascii_uppercase());
+        let raw = RAW_ENV
+            .contains(&field.as_str())
+            .then(|| std::env::var(field.to_ascii_uppercase()).ok())
+            .flatten();
+        // The prefixed name wins over the conventional one.
+        if let Some(v) = std::env::var(&prefixed).ok().or(raw) {
+            out.insert(field, v.trim().to_string());
+        }
+    }
+    out
+}
+
 impl Settings {
     /// Loads defaults < config file < `.env` < environment.
     pub fn load() -> Result<Self, ConfigError> {
@@ -153,10 +176,12 @@ impl Settings {
         let file = std::env::var("VITRINE_CONFIG").unwrap_or_else(|_| "vitrine.toml".into());
         let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
             .merge(Toml::file(file))
-            .merge(Env::raw().only(RAW_ENV))
-            .merge(Env::prefixed("VITRINE_").ignore(&["config"]))
-            .extract()
-            .map_err(Box::new)?;
+            .merge(Serialized::defaults(env_overrides()))
+            // Lossy: "5" becomes 5 for numeric fields, while string fields
+            // keep their text even when it looks like a number
+            // (`WEBHOOK_SECRET=12345`, `VITRINE_RETRY_SCHEDULE=60`).
+            .extract_lossy()
+            .map_err(|e| ConfigError::Load(Box::new(e)))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -289,7 +314,14 @@ mod tests {
             jail.set_env("VITRINE_BIND", "127.0.0.1:9999");
             jail.set_env("WEBHOOK_SECRET", "k1");
             jail.set_env("VITRINE_MAX_RETRIES", "5");
+            jail.set_env("VITRINE_ADMIN_TOKEN", "0070");
+            jail.set_env("VITRINE_RETRY_SCHEDULE", "60");
+            jail.set_env("VITRINE_EMBED_THREADS", "3");
             let s = Settings::load().expect("loads");
+            // Numeric-looking text stays text.
+            assert_eq!(s.admin_token.expose(), "0070");
+            assert_eq!(s.retry_delays().unwrap(), vec![Duration::from_secs(60)]);
+            assert_eq!(s.embed_threads, 3);
             assert_eq!(s.bind, "127.0.0.1:9999");
             assert_eq!(s.webhook_secret.expose(), "k1");
             assert_eq!(s.max_retries, 5);

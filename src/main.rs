@@ -114,7 +114,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Turns one JSONL line into an event body: events pass through; bare
 /// products become `product.created` with an id derived from the line, so
-/// importing the same file twice does not queue anything twice.
+/// importing the same file twice does not queue anything twice. The event
+/// time is the line's `updated_at` (or `timestamp`) when present, else now:
+/// an import then never overrides a newer change that arrived by webhook.
 fn line_to_event(line: &str) -> anyhow::Result<serde_json::Value> {
     let v: serde_json::Value = serde_json::from_str(line).context("not valid JSON")?;
     if v.get("event_type").is_some() {
@@ -128,7 +130,8 @@ fn line_to_event(line: &str) -> anyhow::Result<serde_json::Value> {
     Ok(serde_json::json!({
         "event_type": "product.created",
         "event_id": format!("import:{id}:{digest}"),
-        "timestamp": chrono::Utc::now().to_rfc3339(),
+        "timestamp": v.get("updated_at").or_else(|| v.get("timestamp")).cloned()
+            .unwrap_or_else(|| chrono::Utc::now().to_rfc3339().into()),
         "data": v,
     }))
 }

@@ -83,6 +83,9 @@ fn environment(dylib: &Path) -> Result<&'static Environment, EmbedError> {
         })?;
         builder
             .with_name("vitrine")
+            // The Microsoft build phones home unless told not to; a server
+            // that ingests a marketplace's catalog must not.
+            .with_telemetry(false)
             .build()
             .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
     });

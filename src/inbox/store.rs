@@ -421,3 +421,107 @@ impl Inbox {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn inbox(dir: &std::path::Path, max_retries: u32) -> Inbox {
+        let db = crate::db::connect(&format!("sqlite://{}", dir.join("t.db").display()))
+            .await
+            .unwrap();
+        Inbox::new(
+            db,
+            RetryPolicy::new(vec![Duration::from_millis(1)], max_retries),
+        )
+    }
+
+    fn new_event(id: &str) -> NewEvent {
+        NewEvent {
+            provider: "bakai".into(),
+            external_id: id.into(),
+            event_type: "product.created".into(),
+            event_subtype: Some("created".into()),
+            entity_type: Some("product".into()),
+            entity_id: Some("p".into()),
+            payload: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expired_lease_is_claimed_again_and_the_old_holder_cannot_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 3).await;
+        let first = inbox.insert(new_event("e1")).await.unwrap();
+        assert!(!first.duplicate);
+        assert!(inbox.insert(new_event("e1")).await.unwrap().duplicate);
+
+        let claimed = inbox
+            .claim(None, 10, Duration::from_millis(50))
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        // Held: nobody else gets it.
+        assert!(
+            inbox
+                .claim(None, 10, Duration::from_secs(60))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The holder "dies"; once the lease runs out another worker takes over.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let taken = inbox
+            .claim(None, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].event.id, first.task_id);
+        // The stale holder's late result is ignored; the new holder's counts.
+        assert!(!inbox.complete(&claimed[0], "late").await.unwrap());
+        assert!(inbox.complete(&taken[0], "done").await.unwrap());
+        let rec = inbox.get(&first.task_id).await.unwrap();
+        assert_eq!(
+            (rec.status.as_str(), rec.outcome.as_deref()),
+            ("completed", Some("done"))
+        );
+    }
+
+    #[tokio::test]
+    async fn transient_failures_retry_then_fail_and_permanent_ones_fail_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 2).await;
+        let t = inbox.insert(new_event("t")).await.unwrap().task_id;
+        for expected in ["retrying", "retrying", "failed"] {
+            let c = loop {
+                let mut c = inbox.claim(None, 1, Duration::from_secs(60)).await.unwrap();
+                if let Some(c) = c.pop() {
+                    break c;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            };
+            assert_eq!(inbox.fail(&c, "HTTP 503", true).await.unwrap(), expected);
+        }
+        let rec = inbox.get(&t).await.unwrap();
+        assert_eq!(rec.retry_count, 2);
+        assert_eq!(rec.error.as_deref(), Some("HTTP 503"));
+
+        let p = inbox.insert(new_event("p")).await.unwrap().task_id;
+        let c = inbox
+            .claim(None, 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        assert_eq!(
+            inbox.fail(&c, "corrupt image", false).await.unwrap(),
+            "failed"
+        );
+        assert_eq!(inbox.get(&p).await.unwrap().retry_count, 0);
+
+        // A manual retry gives a failed event a fresh set of tries.
+        let rec = inbox.retry(&t).await.unwrap();
+        assert_eq!((rec.status.as_str(), rec.retry_count), ("pending", 0));
+        assert!(rec.error.is_none());
+    }
+}

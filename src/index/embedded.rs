@@ -15,8 +15,14 @@
 //!   in the OS page cache, so full-precision vectors cost no heap; for the
 //!   same reason `mmap` (and the `unsafe` it needs) is unnecessary here;
 //! - the scan is exact over the codes, so filters cost nothing extra and can
-//!   never "miss" the way a filtered HNSW walk can; recall against an f32
-//!   brute force is measured in `benches/index.rs`.
+//!   never "miss" the way a filtered HNSW walk can.
+//!
+//! Measured with `cargo bench --bench index` (2 cores, 1280-d clustered
+//! vectors, 2026-11-22): recall@10 against an f32 brute force is 1.000 at
+//! both sizes; top-10 takes 3.5 ms unfiltered / 0.6 ms filtered at 10k, and
+//! 31.8 ms / 6.9 ms at 100k (filtered = category + price range, ~1/8 of the
+//! catalog scanned). The 100k unfiltered figure is the scan's limit; an ANN
+//! index or a coarser first stage is the next step when catalogs grow.
 //!
 //! # Files
 //! - `index.json`: format, dimension and model version. Opening an index of
@@ -363,7 +369,7 @@ impl EmbeddedIndex {
         Ok(())
     }
 
-    fn upsert_sync(&self, points: Vec<Point>) -> Result<(), IndexError> {
+    pub fn upsert_sync(&self, points: Vec<Point>) -> Result<(), IndexError> {
         for p in &points {
             if p.vector.len() != self.dim {
                 return Err(IndexError::Dimension {
