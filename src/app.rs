@@ -208,7 +208,7 @@ impl Application {
             .context("HTTP server failed")?;
         shutdown.cancel();
         let _ = workers.await;
-        db.close().await;
+        db.pool.close().await;
         Ok(())
     }
 }

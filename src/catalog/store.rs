@@ -52,9 +52,9 @@ impl ProductStore {
     }
 
     pub async fn get(&self, id: &str) -> Result<Option<ProductRow>, sqlx::Error> {
-        sqlx::query_as("SELECT * FROM products WHERE product_id = ?")
+        sqlx::query_as("SELECT * FROM products WHERE product_id = $1")
             .bind(id)
-            .fetch_optional(&self.db)
+            .fetch_optional(&self.db.pool)
             .await
     }
 
@@ -68,7 +68,7 @@ impl ProductStore {
             "INSERT INTO products (product_id, title, description, category, price, currency, \
                image_ref, image_sha256, status, error, model_version, embed_count, \
                last_event_id, last_event_at, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?15) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
              ON CONFLICT (product_id) DO UPDATE SET \
                title = COALESCE(excluded.title, products.title), \
                description = COALESCE(excluded.description, products.description), \
@@ -101,14 +101,14 @@ impl ProductStore {
         .bind(w.event_id)
         .bind(w.event_at)
         .bind(now)
-        .execute(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         sqlx::query_as("SELECT status, COUNT(*) FROM products GROUP BY status")
-            .fetch_all(&self.db)
+            .fetch_all(&self.db.pool)
             .await
     }
 }

@@ -4,10 +4,9 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
 
 use super::retry::RetryPolicy;
-use crate::db::{Db, now_ms};
+use crate::db::{Backend, Db, now_ms};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
@@ -173,7 +172,7 @@ impl Inbox {
         let inserted: Option<String> = sqlx::query_scalar(
             "INSERT INTO webhook_events (id, provider, external_id, event_type, event_subtype, \
              entity_type, entity_id, status, max_retries, payload, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10) \
              ON CONFLICT (provider, external_id) DO NOTHING RETURNING id",
         )
         .bind(&id)
@@ -186,8 +185,7 @@ impl Inbox {
         .bind(i64::from(self.policy.max_retries))
         .bind(&e.payload)
         .bind(now)
-        .bind(now)
-        .fetch_optional(&self.db)
+        .fetch_optional(&self.db.pool)
         .await?;
         if let Some(task_id) = inserted {
             return Ok(Inserted {
@@ -196,11 +194,11 @@ impl Inbox {
             });
         }
         let task_id: String = sqlx::query_scalar(
-            "SELECT id FROM webhook_events WHERE provider = ? AND external_id = ?",
+            "SELECT id FROM webhook_events WHERE provider = $1 AND external_id = $2",
         )
         .bind(&e.provider)
         .bind(&e.external_id)
-        .fetch_one(&self.db)
+        .fetch_one(&self.db.pool)
         .await?;
         Ok(Inserted {
             task_id,
@@ -223,24 +221,48 @@ impl Inbox {
         }
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
-        let sql = concat!(
-            "UPDATE webhook_events SET status = 'processing', processing_started_at = ?1, \
-             lease_expires_at = ?2, lease_token = ?3, updated_at = ?1 \
-             WHERE id IN (SELECT id FROM webhook_events \
-                WHERE ((status IN ('pending', 'retrying') AND (next_retry_at IS NULL OR next_retry_at <= ?1)) \
-                    OR (status = 'processing' AND lease_expires_at < ?1)) \
-                  AND (?4 IS NULL OR provider = ?4) \
-                ORDER BY created_at, id LIMIT ?5) \
-             RETURNING ",
-            columns!()
-        );
+        // Due: pending, a retry whose time has come, or a lease that ran out.
+        // Not while another event of the same entity is being applied, so
+        // one product's events are not applied concurrently across instances.
+        macro_rules! due {
+            () => {
+                "SELECT id FROM webhook_events e \
+                 WHERE ((e.status IN ('pending', 'retrying') AND (e.next_retry_at IS NULL OR e.next_retry_at <= $1)) \
+                     OR (e.status = 'processing' AND e.lease_expires_at < $1)) \
+                   AND ($4 IS NULL OR e.provider = $4) \
+                   AND (e.entity_id IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_events o \
+                        WHERE o.entity_type = e.entity_type AND o.entity_id = e.entity_id \
+                          AND o.id <> e.id AND o.status = 'processing' AND o.lease_expires_at >= $1)) \
+                 ORDER BY e.created_at, e.id LIMIT $5"
+            };
+        }
+        macro_rules! claim {
+            ($lock:literal) => {
+                concat!(
+                    "UPDATE webhook_events SET status = 'processing', processing_started_at = $1, \
+                     lease_expires_at = $2, lease_token = $3, updated_at = $1 \
+                     WHERE id IN (",
+                    due!(),
+                    $lock,
+                    ") RETURNING ",
+                    columns!()
+                )
+            };
+        }
+        // SQLite has one writer at a time, so its UPDATE is atomic as it is;
+        // PostgreSQL needs the row locks, and SKIP LOCKED lets concurrent
+        // workers take different rows instead of queueing on the same ones.
+        let sql = match self.db.backend {
+            Backend::Sqlite => claim!(""),
+            Backend::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
+        };
         let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
             .bind(now)
             .bind(now + lease.as_millis() as i64)
             .bind(&token)
             .bind(provider)
             .bind(n as i64)
-            .fetch_all(&self.db)
+            .fetch_all(&self.db.pool)
             .await?;
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -257,16 +279,15 @@ impl Inbox {
     pub async fn complete(&self, c: &Claimed, outcome: &str) -> Result<bool, InboxError> {
         let now = now_ms();
         let r = sqlx::query(
-            "UPDATE webhook_events SET status = 'completed', processed_at = ?, outcome = ?, \
+            "UPDATE webhook_events SET status = 'completed', processed_at = $1, outcome = $2, \
              error = NULL, next_retry_at = NULL, lease_token = NULL, lease_expires_at = NULL, \
-             updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'processing'",
+             updated_at = $1 WHERE id = $3 AND lease_token = $4 AND status = 'processing'",
         )
         .bind(now)
         .bind(outcome)
-        .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -295,9 +316,9 @@ impl Inbox {
             ("failed", retries, None, Some(now))
         };
         sqlx::query(
-            "UPDATE webhook_events SET status = ?, retry_count = ?, next_retry_at = ?, \
-             processed_at = ?, error = ?, lease_token = NULL, lease_expires_at = NULL, \
-             updated_at = ? WHERE id = ? AND lease_token = ? AND status = 'processing'",
+            "UPDATE webhook_events SET status = $1, retry_count = $2, next_retry_at = $3, \
+             processed_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL, \
+             updated_at = $6 WHERE id = $7 AND lease_token = $8 AND status = 'processing'",
         )
         .bind(status)
         .bind(i64::from(retry_count))
@@ -307,7 +328,7 @@ impl Inbox {
         .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(status)
     }
@@ -317,13 +338,13 @@ impl Inbox {
     pub async fn release(&self, c: &Claimed) -> Result<(), InboxError> {
         sqlx::query(
             "UPDATE webhook_events SET status = CASE WHEN retry_count > 0 THEN 'retrying' ELSE 'pending' END, \
-             lease_token = NULL, lease_expires_at = NULL, processing_started_at = NULL, updated_at = ? \
-             WHERE id = ? AND lease_token = ? AND status = 'processing'",
+             lease_token = NULL, lease_expires_at = NULL, processing_started_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND lease_token = $3 AND status = 'processing'",
         )
         .bind(now_ms())
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db)
+        .execute(&self.db.pool)
         .await?;
         Ok(())
     }
@@ -336,12 +357,12 @@ impl Inbox {
         }
         sqlx::query(
             "UPDATE webhook_events SET status = 'pending', retry_count = 0, next_retry_at = NULL, \
-             processed_at = NULL, error = NULL, outcome = NULL, updated_at = ? \
-             WHERE id = ? AND status <> 'processing'",
+             processed_at = NULL, error = NULL, outcome = NULL, updated_at = $1 \
+             WHERE id = $2 AND status <> 'processing'",
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.db)
+        .execute(&self.db.pool)
         .await?;
         self.get(id).await
     }
@@ -350,10 +371,10 @@ impl Inbox {
         sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM webhook_events WHERE id = ?"
+            " FROM webhook_events WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.db)
+        .fetch_optional(&self.db.pool)
         .await?
         .ok_or_else(|| InboxError::NotFound(id.to_string()))
     }
@@ -367,48 +388,50 @@ impl Inbox {
         Ok(sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
-            " FROM webhook_events WHERE entity_type = ? AND entity_id = ? \
+            " FROM webhook_events WHERE entity_type = $1 AND entity_id = $2 \
              AND status IN ('pending', 'processing', 'retrying') ORDER BY created_at DESC LIMIT 1"
         ))
         .bind(entity_type)
         .bind(entity_id)
-        .fetch_optional(&self.db)
+        .fetch_optional(&self.db.pool)
         .await?)
     }
 
     /// One page of history, newest first, and the total number of matches.
+    /// A fixed query whose unset filters are NULL keeps the SQL static (and
+    /// portable: sqlx's query builder cannot number placeholders for `Any`).
     pub async fn list(&self, q: &EventQuery) -> Result<(Vec<EventRecord>, i64), InboxError> {
-        fn filters(b: &mut QueryBuilder<Sqlite>, q: &EventQuery) {
-            b.push(" WHERE 1 = 1");
-            if let Some(s) = &q.status {
-                b.push(" AND status = ").push_bind(s.clone());
-            }
-            if let Some(p) = &q.provider {
-                b.push(" AND provider = ").push_bind(p.clone());
-            }
-            if let Some(t) = &q.event_type {
-                b.push(" AND event_type = ").push_bind(t.clone());
-            }
-            if let Some(t) = q.start_ms {
-                b.push(" AND created_at >= ").push_bind(t);
-            }
-            if let Some(t) = q.end_ms {
-                b.push(" AND created_at <= ").push_bind(t);
-            }
+        macro_rules! filters {
+            () => {
+                " FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
+                 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR event_type = $3) \
+                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5)"
+            };
         }
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM webhook_events");
-        filters(&mut count, q);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.db).await?;
-
-        let mut rows =
-            QueryBuilder::<Sqlite>::new(concat!("SELECT ", columns!(), " FROM webhook_events"));
-        filters(&mut rows, q);
-        let limit = q.limit.max(1);
-        rows.push(" ORDER BY created_at DESC, id DESC LIMIT ")
-            .push_bind(i64::from(limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(q.page.max(1) - 1) * i64::from(limit));
-        let data = rows.build_query_as().fetch_all(&self.db).await?;
+        let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", filters!()))
+            .bind(&q.status)
+            .bind(&q.provider)
+            .bind(&q.event_type)
+            .bind(q.start_ms)
+            .bind(q.end_ms)
+            .fetch_one(&self.db.pool)
+            .await?;
+        let limit = i64::from(q.limit.max(1));
+        let data = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            filters!(),
+            " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(&q.status)
+        .bind(&q.provider)
+        .bind(&q.event_type)
+        .bind(q.start_ms)
+        .bind(q.end_ms)
+        .bind(limit)
+        .bind(i64::from(q.page.max(1) - 1) * limit)
+        .fetch_all(&self.db.pool)
+        .await?;
         Ok((data, total))
     }
 
@@ -416,7 +439,7 @@ impl Inbox {
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, InboxError> {
         Ok(
             sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
-                .fetch_all(&self.db)
+                .fetch_all(&self.db.pool)
                 .await?,
         )
     }

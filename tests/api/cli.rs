@@ -96,8 +96,13 @@ async fn import_queues_a_catalog_once_and_serve_indexes_it() {
     let file = tmp.path().join("catalog.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
 
+    let settings = test_settings(tmp.path(), &images).await;
     let run = || {
-        let out = vitrine(tmp.path())
+        let mut cmd = vitrine(tmp.path());
+        if !settings.database_url.is_empty() {
+            cmd.env("DATABASE_URL", &settings.database_url);
+        }
+        let out = cmd
             .args([
                 "import",
                 file.to_str().unwrap(),
@@ -121,7 +126,6 @@ async fn import_queues_a_catalog_once_and_serve_indexes_it() {
     let second = run();
     assert!(second.contains("0 queued, 3 already queued"), "{second}");
 
-    let settings = test_settings(tmp.path(), &images);
     let app = start(settings, images, Some(tmp.clone())).await;
     for (name, _) in photos.iter().take(3) {
         app.wait_product(name, "indexed").await;

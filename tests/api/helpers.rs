@@ -121,11 +121,39 @@ pub struct TestApp {
     handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
+/// The suite runs on SQLite by default and on PostgreSQL when
+/// `VITRINE_TEST_DB=postgres` (server from `VITRINE_TEST_POSTGRES_URL`, as
+/// `scripts/dev-services.sh up` prints): each app then gets a database of
+/// its own, created here.
+pub async fn fresh_database_url() -> String {
+    if std::env::var("VITRINE_TEST_DB").as_deref() != Ok("postgres") {
+        return String::new();
+    }
+    let admin = std::env::var("VITRINE_TEST_POSTGRES_URL").expect(
+        "VITRINE_TEST_DB=postgres needs VITRINE_TEST_POSTGRES_URL (scripts/dev-services.sh up)",
+    );
+    sqlx::any::install_default_drivers();
+    let name = format!("vitrine_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(
+        &mut conn,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .unwrap();
+    let mut url = url::Url::parse(&admin).unwrap();
+    url.set_path(&name);
+    url.to_string()
+}
+
 /// Settings for a test app: fast polling, a short retry schedule, the
-/// model from the repository.
-pub fn test_settings(data_dir: &Path, images: &ImageServer) -> Settings {
+/// model from the repository, and a fresh database.
+pub async fn test_settings(data_dir: &Path, images: &ImageServer) -> Settings {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     Settings {
+        database_url: fresh_database_url().await,
         bind: "127.0.0.1:0".into(),
         webhook_secret: Secret::new(SECRET),
         admin_token: Secret::new(ADMIN),
@@ -146,7 +174,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let images = ImageServer::start().await;
     let tmp = Arc::new(tempfile::tempdir().unwrap());
-    let mut settings = test_settings(tmp.path(), &images);
+    let mut settings = test_settings(tmp.path(), &images).await;
     tweak(&mut settings);
     start(settings, images, Some(tmp)).await
 }
