@@ -4,7 +4,12 @@
 #   1. scripts/fetch-assets.sh                  model, ONNX Runtime library and photos the tests use
 #   2. cargo fmt --all -- --check               formatting
 #   3. cargo clippy --all-targets -- -D warnings  lints, warnings are errors
-#   4. cargo test --all-targets                 unit, integration and bench-smoke tests
+#   4. scripts/dev-services.sh up               throwaway PostgreSQL + S3 (moto) on loopback,
+#                                               and Qdrant when QDRANT_BIN/QDRANT_URL is set
+#   5. cargo test --all-targets                 unit, integration (SQLite, S3) and bench-smoke tests
+#   6. VITRINE_TEST_DB=postgres cargo test --test api
+#                                               the integration suite again on PostgreSQL,
+#                                               plus the two-instance scale-out test
 #
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CARGO_TARGET_DIR, if set, is used by every cargo step.
@@ -32,12 +37,20 @@ section "lint: cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 done_section "lint"
 
-section "tests: cargo test --all-targets"
-if [[ $# -gt 0 ]]; then
-  cargo test --all-targets -- "$@"
-else
-  cargo test --all-targets
-fi
-done_section "tests"
+section "services: scripts/dev-services.sh up"
+# Our own copies on our own ports, stopped again however this script exits.
+export VITRINE_SERVICES_DIR="${VITRINE_SERVICES_DIR:-$(mktemp -d /tmp/vitrine-test-services.XXXXXX)}"
+chmod 755 "$VITRINE_SERVICES_DIR"
+trap 'scripts/dev-services.sh down >/dev/null 2>&1 || true' EXIT
+eval "$(scripts/dev-services.sh up)"
+done_section "services"
+
+section "tests (SQLite): cargo test --all-targets"
+cargo test --all-targets -- "$@"
+done_section "tests (SQLite)"
+
+section "tests (PostgreSQL): VITRINE_TEST_DB=postgres cargo test --test api"
+VITRINE_TEST_DB=postgres cargo test --test api -- "$@"
+done_section "tests (PostgreSQL)"
 
 printf '\n\033[1mall checks passed in %ss\033[0m\n' "$((SECONDS - TOTAL_START))"

@@ -17,6 +17,7 @@ use crate::{
         EmbedService, Embedder, ImageFetcher, ModelInfo,
         fetch::{AllowList, FetchConfig},
         model::resolve_ort_library,
+        s3::{S3Config, S3Images},
     },
     inbox::{EventHandler, Inbox, RetryPolicy, WorkerConfig},
     index::{EmbeddedIndex, VectorIndex},
@@ -116,6 +117,22 @@ impl Application {
             timeout: Duration::from_millis(settings.fetch_timeout_ms),
             max_bytes: settings.fetch_max_bytes,
         })?;
+        let fetcher = if settings.s3_bucket.trim().is_empty() {
+            fetcher
+        } else {
+            let endpoint = Some(settings.s3_endpoint.trim().to_string()).filter(|e| !e.is_empty());
+            fetcher.with_s3(
+                S3Images::connect(S3Config {
+                    bucket: settings.s3_bucket.trim().to_string(),
+                    endpoint,
+                    region: settings.s3_region.clone(),
+                    connect_timeout: Duration::from_millis(settings.fetch_connect_timeout_ms),
+                    timeout: Duration::from_millis(settings.fetch_timeout_ms),
+                    max_bytes: settings.fetch_max_bytes,
+                })
+                .await,
+            )
+        };
 
         let search = SearchService::new(index.clone(), embed.clone());
         let sync = Arc::new(CatalogSync::new(

@@ -63,6 +63,11 @@ pub struct Settings {
 
     /// Base that `image_key` resolves against: `http(s)://…/` or `file:///…/`.
     pub image_base_url: String,
+    /// When set, `image_key` is an object key in this S3 bucket.
+    pub s3_bucket: String,
+    /// S3-compatible endpoint (MinIO, …); empty means AWS itself.
+    pub s3_endpoint: String,
+    pub s3_region: String,
     /// Hosts, IPs or CIDRs that the SSRF guard lets through even though they
     /// are loopback/private/link-local, comma-separated.
     pub fetch_allow: String,
@@ -110,6 +115,9 @@ impl Default for Settings {
             admin_token: Secret::default(),
             max_body_bytes: 1024 * 1024,
             image_base_url: String::new(),
+            s3_bucket: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: "us-east-1".into(),
             fetch_allow: String::new(),
             fetch_connect_timeout_ms: 5_000,
             fetch_timeout_ms: 30_000,
@@ -143,6 +151,9 @@ const RAW_ENV: &[&str] = &[
     "image_base_url",
     "database_url",
     "ort_dylib_path",
+    "s3_bucket",
+    "s3_endpoint",
+    "s3_region",
 ];
 
 /// Environment variables as raw strings keyed by field name. figment's

@@ -164,6 +164,8 @@ pub struct ImageFetcher {
     cfg: Arc<FetchConfig>,
     allow: Arc<AllowList>,
     http: reqwest::Client,
+    /// When set, `image_key`s are object keys in this bucket.
+    s3: Option<super::s3::S3Images>,
 }
 
 impl ImageFetcher {
@@ -219,7 +221,14 @@ impl ImageFetcher {
             cfg: Arc::new(cfg),
             allow,
             http,
+            s3: None,
         })
+    }
+
+    /// Reads `image_key`s from S3 instead of `IMAGE_BASE_URL`.
+    pub fn with_s3(mut self, s3: super::s3::S3Images) -> Self {
+        self.s3 = Some(s3);
+        self
     }
 
     /// Where an image reference points.
@@ -260,6 +269,9 @@ impl ImageFetcher {
     }
 
     pub async fn fetch(&self, image: &ImageRef) -> Result<Bytes, FetchError> {
+        if let (ImageRef::Key(key), Some(s3)) = (image, &self.s3) {
+            return s3.fetch(key).await;
+        }
         let url = self.resolve(image)?;
         match url.scheme() {
             "file" => self.fetch_file(&url).await,

@@ -1,4 +1,5 @@
-//! Image → vector. Owns fetching ([`fetch`]: http/file, limits, SSRF guard),
+//! Image → vector. Owns fetching ([`fetch`]: http/file, limits, SSRF guard;
+//! [`s3`]: S3 objects),
 //! preprocessing ([`preprocess`]: checked decode, SIMD resize, tensor), the
 //! model ([`manifest`], [`model`]: ORT sessions in a sized rayon pool) and
 //! [`EmbedService`], the async front that batches concurrent requests.
@@ -7,6 +8,7 @@ pub mod fetch;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
+pub mod s3;
 
 use std::{sync::Arc, time::Instant};
 

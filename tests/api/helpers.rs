@@ -64,6 +64,8 @@ pub struct ImageServer {
 
 impl ImageServer {
     pub async fn start() -> Self {
+        // reqwest is built without a default TLS crypto provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut server = ImageServer::default();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         server.addr = Some(listener.local_addr().unwrap());

@@ -7,4 +7,6 @@ mod failures;
 mod helpers;
 mod pipeline;
 mod restart;
+mod s3;
+mod scale;
 mod webhooks;

@@ -1,0 +1,192 @@
+//! Scale-out: two `vitrine serve` processes share one PostgreSQL inbox.
+//! Every event is applied once, even when sent to both at the same time, and
+//! when one instance is killed mid-run the other takes over its leased events.
+//! Runs with `VITRINE_TEST_DB=postgres`; skipped (with a message) otherwise.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+use vitrine::http::signature;
+
+use crate::helpers::{ADMIN, ImageServer, SECRET, event, fresh_database_url, photos};
+
+struct Instance {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn spawn_instance(db: &str, data: &Path, images: &ImageServer) -> Instance {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_vitrine"))
+        .arg("serve")
+        .current_dir(data)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db)
+        .env("VITRINE_DATA_DIR", data)
+        .env("VITRINE_BIND", format!("127.0.0.1:{port}"))
+        .env("VITRINE_MODEL_DIR", root.join("models/effnet-lite0"))
+        .env(
+            "ORT_DYLIB_PATH",
+            root.join("models/onnxruntime/libonnxruntime.so.1.31.1"),
+        )
+        .env("WEBHOOK_SECRET", SECRET)
+        .env("VITRINE_ADMIN_TOKEN", ADMIN)
+        .env("IMAGE_BASE_URL", images.base_url())
+        .env("VITRINE_EMBED_THREADS", "1")
+        .env("VITRINE_POLL_INTERVAL_MS", "100")
+        .env("VITRINE_LEASE_SECS", "3")
+        .env("VITRINE_RETRY_SCHEDULE", "200ms")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start vitrine serve");
+    let url = format!("http://127.0.0.1:{port}");
+    for _ in 0..300 {
+        if let Ok(r) = reqwest::get(format!("{url}/api/v1/health")).await
+            && r.status() == 200
+        {
+            return Instance { child, url };
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("instance on port {port} did not become healthy");
+}
+
+async fn send(client: &reqwest::Client, url: &str, body: &str) -> Value {
+    let resp = client
+        .post(format!("{url}/api/v1/webhooks/bakai"))
+        .header(
+            "X-Webhook-Signature",
+            signature::sign(SECRET, body.as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.json().await.unwrap()
+}
+
+async fn admin_get(client: &reqwest::Client, url: &str) -> Value {
+    client
+        .get(url)
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn two_instances_share_the_inbox_and_survive_losing_one() {
+    if std::env::var("VITRINE_TEST_DB").as_deref() != Ok("postgres") {
+        eprintln!(
+            "SKIPPED: scale-out test needs VITRINE_TEST_DB=postgres (scripts/dev-services.sh up)"
+        );
+        return;
+    }
+    let images = ImageServer::start().await;
+    let photos = photos();
+    for (name, bytes) in &photos {
+        images.put(name, bytes.clone());
+    }
+    let db = fresh_database_url().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = spawn_instance(&db, dir_a.path(), &images).await;
+    let b = spawn_instance(&db, dir_b.path(), &images).await;
+    let client = reqwest::Client::new();
+
+    const N: usize = 300;
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let (name, _) = &photos[i % photos.len()];
+        let body = event(
+            "product.created",
+            &format!("scale-{i}"),
+            &format!("prod-{i}"),
+            "2026-11-22T10:00:00Z",
+            json!({"title": format!("P{i}"), "image_key": name}),
+        )
+        .to_string();
+        if i % 5 == 0 {
+            // The same delivery to both instances at once.
+            let (ra, rb) = tokio::join!(send(&client, &a.url, &body), send(&client, &b.url, &body));
+            assert_eq!(ra["task_id"], rb["task_id"]);
+            tasks.push(ra["task_id"].as_str().unwrap().to_string());
+        } else {
+            let target = if i % 2 == 0 { &a.url } else { &b.url };
+            tasks.push(
+                send(&client, target, &body).await["task_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+
+    // Let both work for a moment, then kill one mid-run (SIGKILL: no
+    // graceful release; its leased events must be taken over by B).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(a);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let page = admin_get(
+            &client,
+            &format!("{}/api/v1/events?status=completed&limit=1", b.url),
+        )
+        .await;
+        if page["pagination"]["total"] == N {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all events completed: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let all = admin_get(&client, &format!("{}/api/v1/events?limit=1", b.url)).await;
+    assert_eq!(
+        all["pagination"]["total"], N,
+        "one stored event per delivery"
+    );
+    for i in 0..N {
+        let p: Value = client
+            .get(format!("{}/api/v1/products/prod-{i}", b.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(p["status"], "indexed", "{p}");
+        assert_eq!(
+            p["embed_count"], 1,
+            "prod-{i} was embedded more than once: {p}"
+        );
+    }
+}
