@@ -83,7 +83,7 @@ moto_install() {
 up_s3() {
   moto_install
   if [[ -f "$STATE/moto.pid" ]] && kill -0 "$(cat "$STATE/moto.pid")" 2>/dev/null; then :; else
-    nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$STATE/moto.log" 2>&1 &
+    nohup "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" >"$STATE/moto.log" 2>&1 </dev/null &
     echo $! >"$STATE/moto.pid"
     wait_for "curl -sf http://127.0.0.1:$S3_PORT/" "moto on port $S3_PORT"
   fi
@@ -102,11 +102,13 @@ up_qdrant() {
     [[ -x "$QDRANT_BIN" ]] || die "QDRANT_BIN=$QDRANT_BIN is not an executable"
     if [[ -f "$STATE/qdrant.pid" ]] && kill -0 "$(cat "$STATE/qdrant.pid")" 2>/dev/null; then :; else
       mkdir -p "$STATE/qdrant"
-      (cd "$STATE/qdrant" && QDRANT__SERVICE__HOST=127.0.0.1 \
+      # The whole subshell's output goes to the log: a caller reading our
+      # stdout through $(…) must not wait for Qdrant to exit.
+      (cd "$STATE/qdrant" && exec env QDRANT__SERVICE__HOST=127.0.0.1 \
         QDRANT__SERVICE__HTTP_PORT="$QDRANT_HTTP_PORT" QDRANT__SERVICE__GRPC_PORT="$QDRANT_GRPC_PORT" \
         QDRANT__STORAGE__STORAGE_PATH="$STATE/qdrant/storage" QDRANT__TELEMETRY_DISABLED=true \
-        nohup "$QDRANT_BIN" --disable-telemetry >"$STATE/qdrant.log" 2>&1 &
-        echo $! >"$STATE/qdrant.pid")
+        "$QDRANT_BIN" --disable-telemetry) >"$STATE/qdrant.log" 2>&1 </dev/null &
+      echo $! >"$STATE/qdrant.pid"
       wait_for "curl -sf http://127.0.0.1:$QDRANT_HTTP_PORT/readyz" "Qdrant"
     fi
     echo "export QDRANT_URL=http://127.0.0.1:$QDRANT_GRPC_PORT" >>"$STATE/env"

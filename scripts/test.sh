@@ -53,4 +53,12 @@ section "tests (PostgreSQL): VITRINE_TEST_DB=postgres cargo test --test api"
 VITRINE_TEST_DB=postgres cargo test --test api -- "$@"
 done_section "tests (PostgreSQL)"
 
+if [[ -n "${VITRINE_TEST_QDRANT_URL:-}" ]]; then
+  section "tests (Qdrant): VITRINE_TEST_INDEX=qdrant cargo test --test api"
+  VITRINE_TEST_INDEX=qdrant cargo test --test api -- "$@"
+  done_section "tests (Qdrant)"
+else
+  printf '\nSKIPPED: the Qdrant suite (no registry ships Qdrant; set QDRANT_BIN or QDRANT_URL to run it)\n'
+fi
+
 printf '\n\033[1mall checks passed in %ss\033[0m\n' "$((SECONDS - TOTAL_START))"

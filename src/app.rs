@@ -20,7 +20,10 @@ use crate::{
         s3::{S3Config, S3Images},
     },
     inbox::{EventHandler, Inbox, RetryPolicy, WorkerConfig},
-    index::{EmbeddedIndex, VectorIndex},
+    index::{
+        EmbeddedIndex, VectorIndex,
+        qdrant::{QdrantConfig, QdrantIndex},
+    },
     search::SearchService,
     telemetry,
 };
@@ -63,6 +66,128 @@ pub fn index_dir(settings: &Settings, info: &ModelInfo) -> PathBuf {
         .join(format!("{}-{}", info.manifest.name, &info.version[..12]))
 }
 
+/// The image fetcher: HTTP/file under `IMAGE_BASE_URL`, or S3 when
+/// `S3_BUCKET` is set.
+pub async fn build_fetcher(settings: &Settings) -> anyhow::Result<ImageFetcher> {
+    let base_url = if settings.image_base_url.trim().is_empty() {
+        None
+    } else {
+        let mut s = settings.image_base_url.trim().to_string();
+        // `join` would replace the last segment of a base without '/'.
+        if !s.ends_with('/') {
+            s.push('/');
+        }
+        Some(url::Url::parse(&s).with_context(|| format!("IMAGE_BASE_URL `{s}` is not a URL"))?)
+    };
+    let fetcher = ImageFetcher::new(FetchConfig {
+        base_url,
+        allow: AllowList::parse(crate::config::split_list(&settings.fetch_allow)),
+        connect_timeout: Duration::from_millis(settings.fetch_connect_timeout_ms),
+        timeout: Duration::from_millis(settings.fetch_timeout_ms),
+        max_bytes: settings.fetch_max_bytes,
+    })?;
+    if settings.s3_bucket.trim().is_empty() {
+        return Ok(fetcher);
+    }
+    let endpoint = Some(settings.s3_endpoint.trim().to_string()).filter(|e| !e.is_empty());
+    Ok(fetcher.with_s3(
+        S3Images::connect(S3Config {
+            bucket: settings.s3_bucket.trim().to_string(),
+            endpoint,
+            region: settings.s3_region.clone(),
+            connect_timeout: Duration::from_millis(settings.fetch_connect_timeout_ms),
+            timeout: Duration::from_millis(settings.fetch_timeout_ms),
+            max_bytes: settings.fetch_max_bytes,
+        })
+        .await,
+    ))
+}
+
+/// The vector index of one model version, and how to make it the live one.
+pub struct OpenedIndex {
+    pub index: Arc<dyn VectorIndex>,
+    live: Live,
+}
+
+enum Live {
+    Embedded { data_dir: PathBuf, name: String },
+    Qdrant(Arc<QdrantIndex>),
+}
+
+impl OpenedIndex {
+    /// The version-specific name: index folder or Qdrant collection.
+    pub fn name(&self) -> String {
+        match &self.live {
+            Live::Embedded { name, .. } => name.clone(),
+            Live::Qdrant(q) => q.collection().to_string(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.live {
+            Live::Embedded { .. } => format!("embedded index {}", self.name()),
+            Live::Qdrant(_) => format!("Qdrant collection {}", self.name()),
+        }
+    }
+
+    /// What the live pointer (LIVE file / Qdrant alias) names now.
+    pub async fn live_target(&self) -> anyhow::Result<Option<String>> {
+        Ok(match &self.live {
+            Live::Embedded { data_dir, .. } => crate::index::reindex::embedded_live(data_dir),
+            Live::Qdrant(q) => q.alias_target().await?,
+        })
+    }
+
+    /// Points the live pointer at this index, atomically.
+    pub async fn make_live(&self) -> anyhow::Result<()> {
+        match &self.live {
+            Live::Embedded { data_dir, name } => {
+                crate::index::reindex::set_embedded_live(data_dir, name)?
+            }
+            Live::Qdrant(q) => q.switch_alias().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Opens the index for `info`'s model version: Qdrant when `QDRANT_URL` is
+/// set, else the embedded index in the data directory.
+pub async fn open_index(settings: &Settings, info: &ModelInfo) -> anyhow::Result<OpenedIndex> {
+    if !settings.qdrant_url.trim().is_empty() {
+        let cfg = QdrantConfig {
+            url: settings.qdrant_url.trim().to_string(),
+            rest_url: settings.qdrant_rest_url.trim().to_string(),
+            api_key: Some(settings.qdrant_api_key.expose().to_string()).filter(|k| !k.is_empty()),
+            alias: settings.qdrant_alias.clone(),
+            shards: settings.qdrant_shards,
+            replication: settings.qdrant_replication,
+        };
+        let q = Arc::new(
+            QdrantIndex::open(&cfg, &info.manifest.name, info.dim(), &info.version).await?,
+        );
+        return Ok(OpenedIndex {
+            index: q.clone(),
+            live: Live::Qdrant(q),
+        });
+    }
+    let dir = index_dir(settings, info);
+    let name = dir
+        .file_name()
+        .expect("index dir has a name")
+        .to_string_lossy()
+        .into_owned();
+    let (dim, version) = (info.dim(), info.version.clone());
+    let embedded =
+        tokio::task::spawn_blocking(move || EmbeddedIndex::open(&dir, dim, &version)).await??;
+    Ok(OpenedIndex {
+        index: Arc::new(Arc::new(embedded)),
+        live: Live::Embedded {
+            data_dir: settings.data_dir.clone(),
+            name,
+        },
+    })
+}
+
 pub async fn open_inbox(settings: &Settings) -> anyhow::Result<(Db, Inbox)> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
@@ -91,48 +216,19 @@ impl Application {
         let info = embedder.info().clone();
         let embed = EmbedService::start(embedder, settings.embed_batch);
 
-        let dir = index_dir(&settings, &info);
-        let (dim, version) = (info.dim(), info.version.clone());
-        let embedded =
-            tokio::task::spawn_blocking(move || EmbeddedIndex::open(&dir, dim, &version)).await??;
-        let index: Arc<dyn VectorIndex> = Arc::new(Arc::new(embedded));
+        let opened = open_index(&settings, &info).await?;
+        match opened.live_target().await? {
+            None => opened.make_live().await?,
+            Some(live) if live != opened.name() => tracing::warn!(
+                live = %live, serving = %opened.name(),
+                "the live index alias points at another model version; this instance serves \
+                 its own model's index (run `vitrine reindex` to switch)"
+            ),
+            Some(_) => {}
+        }
+        let index = opened.index.clone();
 
-        let base_url = if settings.image_base_url.trim().is_empty() {
-            None
-        } else {
-            let mut s = settings.image_base_url.trim().to_string();
-            // `join` would replace the last segment of a base without '/'.
-            if !s.ends_with('/') {
-                s.push('/');
-            }
-            Some(
-                url::Url::parse(&s)
-                    .with_context(|| format!("IMAGE_BASE_URL `{s}` is not a URL"))?,
-            )
-        };
-        let fetcher = ImageFetcher::new(FetchConfig {
-            base_url,
-            allow: AllowList::parse(crate::config::split_list(&settings.fetch_allow)),
-            connect_timeout: Duration::from_millis(settings.fetch_connect_timeout_ms),
-            timeout: Duration::from_millis(settings.fetch_timeout_ms),
-            max_bytes: settings.fetch_max_bytes,
-        })?;
-        let fetcher = if settings.s3_bucket.trim().is_empty() {
-            fetcher
-        } else {
-            let endpoint = Some(settings.s3_endpoint.trim().to_string()).filter(|e| !e.is_empty());
-            fetcher.with_s3(
-                S3Images::connect(S3Config {
-                    bucket: settings.s3_bucket.trim().to_string(),
-                    endpoint,
-                    region: settings.s3_region.clone(),
-                    connect_timeout: Duration::from_millis(settings.fetch_connect_timeout_ms),
-                    timeout: Duration::from_millis(settings.fetch_timeout_ms),
-                    max_bytes: settings.fetch_max_bytes,
-                })
-                .await,
-            )
-        };
+        let fetcher = build_fetcher(&settings).await?;
 
         let search = SearchService::new(index.clone(), embed.clone());
         let sync = Arc::new(CatalogSync::new(

@@ -68,6 +68,17 @@ pub struct Settings {
     /// S3-compatible endpoint (MinIO, …); empty means AWS itself.
     pub s3_endpoint: String,
     pub s3_region: String,
+    /// Qdrant gRPC URL (`http://host:6334`); empty keeps the embedded index.
+    pub qdrant_url: String,
+    /// Qdrant REST URL; empty means the gRPC port minus one (6333).
+    pub qdrant_rest_url: String,
+    pub qdrant_api_key: Secret,
+    /// Alias naming the live collection, also the collections' name prefix.
+    pub qdrant_alias: String,
+    /// Shards of a new collection (spread over a Qdrant cluster's nodes).
+    pub qdrant_shards: u32,
+    /// Copies of each shard in a Qdrant cluster.
+    pub qdrant_replication: u32,
     /// Hosts, IPs or CIDRs that the SSRF guard lets through even though they
     /// are loopback/private/link-local, comma-separated.
     pub fetch_allow: String,
@@ -118,6 +129,12 @@ impl Default for Settings {
             s3_bucket: String::new(),
             s3_endpoint: String::new(),
             s3_region: "us-east-1".into(),
+            qdrant_url: String::new(),
+            qdrant_rest_url: String::new(),
+            qdrant_api_key: Secret::default(),
+            qdrant_alias: "vitrine".into(),
+            qdrant_shards: 1,
+            qdrant_replication: 1,
             fetch_allow: String::new(),
             fetch_connect_timeout_ms: 5_000,
             fetch_timeout_ms: 30_000,
@@ -154,6 +171,8 @@ const RAW_ENV: &[&str] = &[
     "s3_bucket",
     "s3_endpoint",
     "s3_region",
+    "qdrant_url",
+    "qdrant_api_key",
 ];
 
 /// Environment variables as raw strings keyed by field name. figment's

@@ -50,6 +50,13 @@ enum Command {
         #[arg(long, env = "VITRINE_SIGN_SECRET")]
         secret: Option<String>,
     },
+    /// Re-embed every live product with the model in VITRINE_MODEL_DIR into
+    /// that model version's index, then switch the live alias to it.
+    /// Resumable: products already in the target index are skipped.
+    Reindex {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Apply database migrations and exit.
     Migrate {
         #[arg(long)]
@@ -101,6 +108,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .context("no secret: pass --secret or set WEBHOOK_SECRET")?,
             };
             println!("X-Webhook-Signature: {}", signature::sign(&secret, &body));
+            Ok(())
+        }
+        Command::Reindex { data_dir } => {
+            let s = settings(data_dir)?;
+            vitrine::telemetry::init_logs(&s.log_format);
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} products  {eta} left")
+                    .expect("valid template"),
+            );
+            let report = vitrine::index::reindex::run(&s, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })
+            .await?;
+            bar.finish();
+            for (id, err) in &report.failed {
+                eprintln!("product {id}: {err}");
+            }
+            println!(
+                "reindexed into {} (model {}): {} embedded, {} already there, {} failed; it is now live",
+                report.target,
+                &report.model_version[..12],
+                report.embedded,
+                report.skipped,
+                report.failed.len()
+            );
             Ok(())
         }
         Command::Migrate { data_dir } => {

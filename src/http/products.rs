@@ -78,7 +78,9 @@ pub async fn similar(
     let results = st.search.similar_to(&id, &p).await?;
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "product")
         .record(started.elapsed().as_secs_f64());
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(
+        json!({ "results": results, "model_version": st.embed.info().version }),
+    ))
 }
 
 /// `POST /api/v1/search/image`: multipart field `image`, or the raw image as
@@ -133,5 +135,7 @@ pub async fn by_image(
     let results = st.search.by_image(bytes, &p).await?;
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "image")
         .record(started.elapsed().as_secs_f64());
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(
+        json!({ "results": results, "model_version": st.embed.info().version }),
+    ))
 }

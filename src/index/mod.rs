@@ -7,6 +7,8 @@
 //! [`Filter`]s.
 
 pub mod embedded;
+pub mod qdrant;
+pub mod reindex;
 
 use serde::{Deserialize, Serialize};
 

@@ -154,8 +154,23 @@ pub async fn fresh_database_url() -> String {
 /// model from the repository, and a fresh database.
 pub async fn test_settings(data_dir: &Path, images: &ImageServer) -> Settings {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // `VITRINE_TEST_INDEX=qdrant` runs the suite against a Qdrant server,
+    // each app with collections of its own (a unique alias prefix).
+    let (qdrant_url, qdrant_alias) =
+        if std::env::var("VITRINE_TEST_INDEX").as_deref() == Ok("qdrant") {
+            let url = std::env::var("VITRINE_TEST_QDRANT_URL")
+                .expect("VITRINE_TEST_INDEX=qdrant needs VITRINE_TEST_QDRANT_URL");
+            (
+                url,
+                format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            )
+        } else {
+            (String::new(), "vitrine".to_string())
+        };
     Settings {
         database_url: fresh_database_url().await,
+        qdrant_url,
+        qdrant_alias,
         bind: "127.0.0.1:0".into(),
         webhook_secret: Secret::new(SECRET),
         admin_token: Secret::new(ADMIN),

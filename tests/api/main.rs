@@ -6,6 +6,7 @@ mod cli;
 mod failures;
 mod helpers;
 mod pipeline;
+mod reindex;
 mod restart;
 mod s3;
 mod scale;

@@ -108,18 +108,20 @@ impl Drop for Moto {
 }
 
 async fn start_moto(bin: &str, port: u16) -> Moto {
-    let child = Command::new(bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
+    let moto = Moto(
+        Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server"),
+    );
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()
         {
-            return Moto(child);
+            return moto;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -37,37 +37,41 @@ fn free_port() -> u16 {
 async fn spawn_instance(db: &str, data: &Path, images: &ImageServer) -> Instance {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_vitrine"))
-        .arg("serve")
-        .current_dir(data)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db)
-        .env("VITRINE_DATA_DIR", data)
-        .env("VITRINE_BIND", format!("127.0.0.1:{port}"))
-        .env("VITRINE_MODEL_DIR", root.join("models/effnet-lite0"))
-        .env(
-            "ORT_DYLIB_PATH",
-            root.join("models/onnxruntime/libonnxruntime.so.1.31.1"),
-        )
-        .env("WEBHOOK_SECRET", SECRET)
-        .env("VITRINE_ADMIN_TOKEN", ADMIN)
-        .env("IMAGE_BASE_URL", images.base_url())
-        .env("VITRINE_EMBED_THREADS", "1")
-        .env("VITRINE_POLL_INTERVAL_MS", "100")
-        .env("VITRINE_LEASE_SECS", "3")
-        .env("VITRINE_RETRY_SCHEDULE", "200ms")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start vitrine serve");
     let url = format!("http://127.0.0.1:{port}");
+    // Owned by the guard at once, so it is killed and reaped on any panic.
+    let instance = Instance {
+        url: url.clone(),
+        child: Command::new(env!("CARGO_BIN_EXE_vitrine"))
+            .arg("serve")
+            .current_dir(data)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", db)
+            .env("VITRINE_DATA_DIR", data)
+            .env("VITRINE_BIND", format!("127.0.0.1:{port}"))
+            .env("VITRINE_MODEL_DIR", root.join("models/effnet-lite0"))
+            .env(
+                "ORT_DYLIB_PATH",
+                root.join("models/onnxruntime/libonnxruntime.so.1.31.1"),
+            )
+            .env("WEBHOOK_SECRET", SECRET)
+            .env("VITRINE_ADMIN_TOKEN", ADMIN)
+            .env("IMAGE_BASE_URL", images.base_url())
+            .env("VITRINE_EMBED_THREADS", "1")
+            .env("VITRINE_POLL_INTERVAL_MS", "100")
+            .env("VITRINE_LEASE_SECS", "3")
+            .env("VITRINE_RETRY_SCHEDULE", "200ms")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vitrine serve"),
+    };
     for _ in 0..300 {
         if let Ok(r) = reqwest::get(format!("{url}/api/v1/health")).await
             && r.status() == 200
         {
-            return Instance { child, url };
+            return instance;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -1,0 +1,178 @@
+//! `vitrine reindex`: re-embed every live product with the model in
+//! `model_dir` into that model version's own index, then make it the live
+//! one.
+//!
+//! - Search keeps answering from the old version throughout: the new
+//!   version is a separate index (embedded: its own folder; Qdrant: its own
+//!   collection), and the running service never reads it.
+//! - Resumable: a product already present in the target index is skipped,
+//!   so an interrupted run continues where it stopped.
+//! - Changes that arrive while it runs are caught by a second pass over
+//!   products updated since the start.
+//! - The switch is atomic: the embedded index's `LIVE` file is replaced by a
+//!   rename; Qdrant's alias is moved in one alias operation.
+
+use std::{path::Path, sync::Arc};
+
+use futures::StreamExt;
+
+use crate::{
+    app::{self, open_inbox},
+    catalog::ImageRef,
+    config::Settings,
+    db::now_ms,
+    embed::EmbedService,
+    index::{Payload, Point, VectorIndex},
+};
+
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ReindexReport {
+    pub model_version: String,
+    pub target: String,
+    pub total: usize,
+    pub embedded: usize,
+    pub skipped: usize,
+    pub failed: Vec<(String, String)>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LiveProduct {
+    product_id: String,
+    title: Option<String>,
+    category: Option<String>,
+    price: Option<f64>,
+    currency: Option<String>,
+    image_ref: Option<String>,
+}
+
+fn image_ref(s: &str) -> ImageRef {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        ImageRef::Url(s.to_string())
+    } else {
+        ImageRef::Key(s.to_string())
+    }
+}
+
+/// Name of the live embedded index folder, kept in `data/index/LIVE`.
+pub fn embedded_live(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join("index").join("LIVE"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+/// Atomically points `data/index/LIVE` at `dir_name`.
+pub fn set_embedded_live(data_dir: &Path, dir_name: &str) -> std::io::Result<()> {
+    let dir = data_dir.join("index");
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join("LIVE.tmp");
+    std::fs::write(&tmp, format!("{dir_name}\n"))?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join("LIVE"))
+}
+
+/// Runs a reindex; `progress(done, total)` is called as products finish.
+pub async fn run(
+    settings: &Settings,
+    progress: impl Fn(usize, usize) + Send + Sync,
+) -> anyhow::Result<ReindexReport> {
+    let (db, _) = open_inbox(settings).await?;
+    let s = settings.clone();
+    let embedder = tokio::task::spawn_blocking(move || app::load_embedder(&s)).await??;
+    let info = embedder.info().clone();
+    let embed = EmbedService::start(embedder, settings.embed_batch);
+    let fetcher = app::build_fetcher(settings).await?;
+    let target = app::open_index(settings, &info).await?;
+
+    let started = now_ms();
+    let mut report = ReindexReport {
+        model_version: info.version.clone(),
+        target: target.describe(),
+        ..Default::default()
+    };
+    // Pass 1: everything live. Pass 2: whatever changed meanwhile.
+    for (pass, since) in [(1, None), (2, Some(started))] {
+        let rows: Vec<LiveProduct> = sqlx::query_as(
+            "SELECT product_id, title, category, price, currency, image_ref FROM products \
+             WHERE status = 'indexed' AND ($1 IS NULL OR updated_at >= $1) ORDER BY product_id",
+        )
+        .bind(since)
+        .fetch_all(&db.pool)
+        .await?;
+        if pass == 1 {
+            report.total = rows.len();
+        }
+        let index: &Arc<dyn VectorIndex> = &target.index;
+        let done = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<Result<bool, (String, String)>> = futures::stream::iter(rows)
+            .map(|p| {
+                let (embed, fetcher, index, done) = (&embed, &fetcher, index, &done);
+                let progress = &progress;
+                let total = report.total;
+                async move {
+                    let r = reindex_one(p, pass == 2, embed, fetcher, index.as_ref()).await;
+                    let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    if pass == 1 {
+                        progress(n, total);
+                    }
+                    r
+                }
+            })
+            .buffer_unordered(settings.worker_concurrency)
+            .collect()
+            .await;
+        for r in results {
+            match r {
+                Ok(true) => report.embedded += 1,
+                Ok(false) => report.skipped += usize::from(pass == 1),
+                Err(e) => report.failed.push(e),
+            }
+        }
+    }
+    target.make_live().await?;
+    sqlx::query("UPDATE products SET model_version = $1 WHERE status = 'indexed'")
+        .bind(&info.version)
+        .execute(&db.pool)
+        .await?;
+    db.pool.close().await;
+    Ok(report)
+}
+
+async fn reindex_one(
+    p: LiveProduct,
+    force: bool,
+    embed: &EmbedService,
+    fetcher: &crate::embed::ImageFetcher,
+    index: &dyn VectorIndex,
+) -> Result<bool, (String, String)> {
+    let fail = |e: String| (p.product_id.clone(), e);
+    if !force
+        && index
+            .get_vector(&p.product_id)
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .is_some()
+    {
+        return Ok(false);
+    }
+    let Some(image) = p.image_ref.as_deref() else {
+        return Err(fail("no image reference stored".into()));
+    };
+    let bytes = fetcher
+        .fetch(&image_ref(image))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let vector = embed.embed(bytes).await.map_err(|e| fail(e.to_string()))?;
+    let payload = Payload {
+        product_id: p.product_id.clone(),
+        title: p.title.clone(),
+        category: p.category.clone(),
+        price: p.price,
+        currency: p.currency.clone(),
+    };
+    index
+        .upsert(vec![Point { vector, payload }])
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(true)
+}

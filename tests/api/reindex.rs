@@ -1,0 +1,152 @@
+//! `vitrine reindex` after a model change: search keeps answering from the
+//! old version during the run; afterwards the live pointer names the new
+//! version and an instance on the new model finds every product. Runs on the
+//! embedded index, and on Qdrant when `VITRINE_TEST_QDRANT_URL` is set.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+use vitrine::{Settings, embed::ModelInfo};
+
+use crate::helpers::{event, photos, spawn_app_with, start};
+
+/// A second "model version": the same network with a different doc string,
+/// so the file (and its sha256, the version) differs.
+fn model_b(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/effnet-lite0");
+    let out = dir.join("model-b");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut bytes = std::fs::read(src.join("model.onnx")).unwrap();
+    // ModelProto field 6 (doc_string), length-delimited; appending a field
+    // is valid protobuf.
+    let doc = b"vitrine test model B";
+    bytes.extend_from_slice(&[0x32, doc.len() as u8]);
+    bytes.extend_from_slice(doc);
+    std::fs::write(out.join("model.onnx"), bytes).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("sha256");
+    std::fs::write(out.join("manifest.json"), manifest.to_string()).unwrap();
+    out
+}
+
+async fn reindex_flow(qdrant: Option<String>) {
+    let alias = format!("vt{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let (q, a) = (qdrant.clone(), alias.clone());
+    let app = spawn_app_with(move |s| {
+        if let Some(url) = q {
+            s.qdrant_url = url;
+            s.qdrant_alias = a;
+        }
+    })
+    .await;
+    let photos = photos();
+    for (name, bytes) in photos.iter().take(4) {
+        app.images.put(name, bytes.clone());
+        app.send(&event(
+            "product.created",
+            &format!("c-{name}"),
+            name,
+            "2026-11-22T10:00:00Z",
+            json!({"title": name, "category": "x", "image_key": name}),
+        ))
+        .await;
+    }
+    for (name, _) in photos.iter().take(4) {
+        app.wait_product(name, "indexed").await;
+    }
+    let version_a = ModelInfo::load(&app.settings.model_dir).unwrap().version;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let settings_b = Settings {
+        model_dir: model_b(tmp.path()),
+        ..app.settings.clone()
+    };
+    let version_b = ModelInfo::load(&settings_b.model_dir).unwrap().version;
+    assert_ne!(version_a, version_b);
+
+    // Search answers (from version A) while the reindex runs.
+    let s = settings_b.clone();
+    let job = tokio::spawn(async move { vitrine::index::reindex::run(&s, |_, _| {}).await });
+    let (probe, probe_bytes) = &photos[0];
+    let mut answered = 0;
+    while !job.is_finished() || answered == 0 {
+        let resp = app
+            .client
+            .post(format!("{}/api/v1/search/image?limit=1", app.addr))
+            .body(probe_bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(body["model_version"], version_a.as_str());
+        assert_eq!(body["results"][0]["product_id"], probe.as_str());
+        answered += 1;
+    }
+    let report = job.await.unwrap().unwrap();
+    assert_eq!(
+        (report.total, report.embedded, report.failed.len()),
+        (4, 4, 0),
+        "{report:?}"
+    );
+    assert_eq!(report.model_version, version_b);
+
+    // Resumable: a second run finds everything done.
+    let again = vitrine::index::reindex::run(&settings_b, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((again.embedded, again.skipped), (0, 4), "{again:?}");
+
+    // Switch over: an instance on model B serves B's vectors.
+    let (_, images, tmp_a) = app.stop().await;
+    let app_b = start(settings_b, images, tmp_a).await;
+    let resp = app_b
+        .client
+        .post(format!("{}/api/v1/search/image?limit=1", app_b.addr))
+        .body(probe_bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["model_version"], version_b.as_str());
+    assert_eq!(body["results"][0]["product_id"], probe.as_str());
+    let (_, h) = app_b.get_json("/api/v1/health").await;
+    assert_eq!(h["index"]["points"], 4);
+    let (_, p) = app_b.product(probe).await;
+    assert_eq!(p["model_version"], version_b.as_str());
+    let (code, sim) = app_b.similar(probe, "").await;
+    assert_eq!(code, 200);
+    assert_eq!(sim["results"].as_array().unwrap().len(), 3);
+
+    // The suite may run wholly on Qdrant (VITRINE_TEST_INDEX=qdrant).
+    match app_b.settings.qdrant_url.is_empty().then_some(()) {
+        Some(()) => {
+            let live = vitrine::index::reindex::embedded_live(&app_b.settings.data_dir).unwrap();
+            assert!(live.ends_with(&version_b[..12]), "LIVE = {live}");
+        }
+        None => {
+            let info = ModelInfo::load(&app_b.settings.model_dir).unwrap();
+            let opened = vitrine::app::open_index(&app_b.settings, &info)
+                .await
+                .unwrap();
+            assert_eq!(opened.live_target().await.unwrap(), Some(opened.name()));
+        }
+    }
+}
+
+#[tokio::test]
+async fn reindex_on_the_embedded_index() {
+    reindex_flow(None).await;
+}
+
+#[tokio::test]
+async fn reindex_on_qdrant() {
+    let Ok(url) = std::env::var("VITRINE_TEST_QDRANT_URL") else {
+        eprintln!(
+            "SKIPPED: Qdrant reindex test needs VITRINE_TEST_QDRANT_URL (QDRANT_BIN=… scripts/dev-services.sh up)"
+        );
+        return;
+    };
+    reindex_flow(Some(url)).await;
+}
