@@ -370,14 +370,7 @@ impl EmbeddedIndex {
     }
 
     pub fn upsert_sync(&self, points: Vec<Point>) -> Result<(), IndexError> {
-        for p in &points {
-            if p.vector.len() != self.dim {
-                return Err(IndexError::Dimension {
-                    got: p.vector.len(),
-                    expected: self.dim,
-                });
-            }
-        }
+        super::check_dimensions(&points, self.dim)?;
         let mut w = self.lock_writer();
         // Last write wins within one batch.
         let mut batch: HashMap<String, Point> = HashMap::new();

@@ -102,6 +102,18 @@ pub enum IndexError {
     Backend(String),
 }
 
+/// Refuses a batch with any vector of the wrong dimension, before anything
+/// is written.
+pub fn check_dimensions(points: &[Point], dim: usize) -> Result<(), IndexError> {
+    match points.iter().find(|p| p.vector.len() != dim) {
+        Some(p) => Err(IndexError::Dimension {
+            got: p.vector.len(),
+            expected: dim,
+        }),
+        None => Ok(()),
+    }
+}
+
 /// The storage seam for vectors. Implementations must be safe to share
 /// across tasks; writes of one point are atomic (a reader sees the old or
 /// the new vector, never half of each) and durable when the call returns.

@@ -274,20 +274,17 @@ impl VectorIndex for QdrantIndex {
     }
 
     async fn upsert(&self, points: Vec<Point>) -> Result<(), IndexError> {
-        let mut structs = Vec::with_capacity(points.len());
-        for p in points {
-            if p.vector.len() != self.dim {
-                return Err(IndexError::Dimension {
-                    got: p.vector.len(),
-                    expected: self.dim,
-                });
-            }
-            structs.push(PointStruct::new(
-                point_id(&p.payload.product_id),
-                p.vector,
-                Self::payload_json(&p.payload),
-            ));
-        }
+        super::check_dimensions(&points, self.dim)?;
+        let structs: Vec<PointStruct> = points
+            .into_iter()
+            .map(|p| {
+                PointStruct::new(
+                    point_id(&p.payload.product_id),
+                    p.vector,
+                    Self::payload_json(&p.payload),
+                )
+            })
+            .collect();
         self.client
             .upsert_points(UpsertPointsBuilder::new(&self.collection, structs).wait(true))
             .await

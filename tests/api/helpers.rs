@@ -315,6 +315,14 @@ impl TestApp {
     }
 
     pub async fn search_image(&self, bytes: Vec<u8>, query: &str) -> Vec<Value> {
+        self.search_image_body(bytes, query).await["results"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// The whole search response (results and model version); asserts 200.
+    pub async fn search_image_body(&self, bytes: Vec<u8>, query: &str) -> Value {
         let resp = self
             .client
             .post(format!("{}/api/v1/search/image?{query}", self.addr))
@@ -324,8 +332,7 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
-        body["results"].as_array().unwrap().clone()
+        resp.json().await.unwrap()
     }
 
     pub async fn similar(&self, id: &str, query: &str) -> (u16, Value) {

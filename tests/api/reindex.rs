@@ -71,15 +71,7 @@ async fn reindex_flow(qdrant: Option<String>) {
     let (probe, probe_bytes) = &photos[0];
     let mut answered = 0;
     while !job.is_finished() || answered == 0 {
-        let resp = app
-            .client
-            .post(format!("{}/api/v1/search/image?limit=1", app.addr))
-            .body(probe_bytes.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
-        let body: serde_json::Value = resp.json().await.unwrap();
+        let body = app.search_image_body(probe_bytes.clone(), "limit=1").await;
         assert_eq!(body["model_version"], version_a.as_str());
         assert_eq!(body["results"][0]["product_id"], probe.as_str());
         answered += 1;
@@ -101,14 +93,9 @@ async fn reindex_flow(qdrant: Option<String>) {
     // Switch over: an instance on model B serves B's vectors.
     let (_, images, tmp_a) = app.stop().await;
     let app_b = start(settings_b, images, tmp_a).await;
-    let resp = app_b
-        .client
-        .post(format!("{}/api/v1/search/image?limit=1", app_b.addr))
-        .body(probe_bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    let body: serde_json::Value = resp.json().await.unwrap();
+    let body = app_b
+        .search_image_body(probe_bytes.clone(), "limit=1")
+        .await;
     assert_eq!(body["model_version"], version_b.as_str());
     assert_eq!(body["results"][0]["product_id"], probe.as_str());
     let (_, h) = app_b.get_json("/api/v1/health").await;
