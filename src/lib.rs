@@ -23,6 +23,7 @@
 //! one place errors become HTTP responses.
 
 pub mod app;
+pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;

@@ -62,6 +62,11 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Benchmarks that use the service's own code paths (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: vitrine::bench::BenchCommand,
+    },
 }
 
 fn settings(data_dir: Option<PathBuf>) -> anyhow::Result<Settings> {
@@ -142,6 +147,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", s.database_url());
             Ok(())
         }
+        Command::Bench { what } => vitrine::bench::run(what).await,
     }
 }
 
