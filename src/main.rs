@@ -79,6 +79,9 @@ fn settings(data_dir: Option<PathBuf>) -> anyhow::Result<Settings> {
 
 #[tokio::main]
 async fn main() {
+    // One TLS crypto provider for every client in the process (reqwest,
+    // Qdrant REST, S3): ring, the only one compiled in.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Err(e) = run(Cli::parse()).await {
         // One readable line (with its causes), never a panic backtrace.
         eprintln!("vitrine: {e:#}");

@@ -90,6 +90,8 @@ impl QdrantIndex {
         dim: usize,
         model_version: &str,
     ) -> Result<Self, IndexError> {
+        // The REST client below needs rustls' process-wide provider (ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Qdrant::from_url(&cfg.url).skip_compatibility_check();
         if let Some(key) = &cfg.api_key {
             builder = builder.api_key(key.clone());
