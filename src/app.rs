@@ -321,7 +321,7 @@ impl Application {
             .context("HTTP server failed")?;
         shutdown.cancel();
         let _ = workers.await;
-        db.pool.close().await;
+        db.close().await;
         Ok(())
     }
 }

@@ -11,6 +11,23 @@
 //! event-history API, product lookups) never block the writer, with
 //! `synchronous=FULL` so that a webhook acknowledged with 200 survives a power
 //! cut, not only a process crash.
+//!
+//! Writes go through [`Db::writer`]. On SQLite that is a pool of exactly one
+//! connection: SQLite admits one writer at a time anyway, and when several
+//! connections race for the write lock the losers get `SQLITE_BUSY` and
+//! SQLite's busy handler puts them to *sleep* in 1–100 ms steps (measured:
+//! thousands of 5 ms naps per second under webhook load, and 500s once the
+//! 10 s `busy_timeout` ran out). One connection turns that into a fair FIFO
+//! queue in the pool, where a waiting write starts the moment the previous
+//! one commits. Reads use the other pool and, in WAL mode, never wait for the
+//! writer. On PostgreSQL, which locks rows, both are the same pool.
+//!
+//! Not all writes are equally urgent. A webhook's 200 waits for its insert;
+//! a worker's claim or result can wait a millisecond. With one FIFO queue, a
+//! group of webhooks could land behind a dozen worker writes (one commit and
+//! `fsync` each). So background writes first take [`Db::background_turn`]:
+//! at most one of them is queued for the writer at a time, and a webhook
+//! group waits behind one background write at worst.
 
 use std::time::Duration;
 
@@ -54,8 +71,33 @@ impl Backend {
 /// A pool plus the engine behind it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Db {
+    /// For reads (and, on PostgreSQL, writes).
     pub pool: AnyPool,
+    /// For anything that writes: see the module doc.
+    pub writer: AnyPool,
     pub backend: Backend,
+    /// See [`Db::background_turn`]. A tokio mutex because the turn is held
+    /// across the `.await` of the write.
+    background: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Db {
+    /// Call before a write that nobody is waiting on (worker claims and
+    /// results) and hold the guard until the write is done. On SQLite this
+    /// lets at most one such write queue for the single writer connection,
+    /// ahead of webhook inserts; on PostgreSQL it is free and returns `None`.
+    pub async fn background_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.background.lock().await),
+            Backend::Postgres => None,
+        }
+    }
+
+    /// Closes both pools (they are the same one on PostgreSQL).
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
+    }
 }
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
@@ -78,7 +120,7 @@ pub fn redact(url: &str) -> String {
 pub async fn connect(url: &str) -> Result<Db, DbError> {
     sqlx::any::install_default_drivers();
     let backend = Backend::of(url)?;
-    let pool = match backend {
+    let db = match backend {
         Backend::Sqlite => {
             // `mode=rwc`: create the file if it does not exist.
             let url = if url.contains('?') {
@@ -86,42 +128,65 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
             } else {
                 format!("{url}?mode=rwc")
             };
-            AnyPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                })
-                .connect(&url)
-                .await?
+            // The writer first, so the file exists and is in WAL mode before
+            // the readers open it.
+            let writer = sqlite_pool(1).connect(&url).await?;
+            let pool = sqlite_pool(8).connect(&url).await?;
+            Db {
+                pool,
+                writer,
+                backend,
+                background: Default::default(),
+            }
         }
         Backend::Postgres => {
-            AnyPoolOptions::new()
+            let pool = AnyPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
-                .await?
+                .await?;
+            Db {
+                writer: pool.clone(),
+                pool,
+                backend,
+                background: Default::default(),
+            }
         }
     };
-    let db = Db { pool, backend };
     migrate(&db).await?;
     Ok(db)
+}
+
+fn sqlite_pool(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        // A write waits its turn in the pool's queue for at most this long
+        // before its request fails (sqlx's default, stated here on purpose).
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                )
+                .await?;
+                Ok(())
+            })
+        })
 }
 
 /// Applies the migrations of the database's engine; the two sets live in
 /// `migrations/sqlite` and `migrations/postgres` and must stay equivalent.
 pub async fn migrate(db: &Db) -> Result<(), DbError> {
     match db.backend {
-        Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&db.pool).await?,
+        Backend::Sqlite => {
+            sqlx::migrate!("./migrations/sqlite")
+                .run(&db.writer)
+                .await?
+        }
         Backend::Postgres => {
             sqlx::migrate!("./migrations/postgres")
-                .run(&db.pool)
+                .run(&db.writer)
                 .await?
         }
     }

@@ -64,6 +64,8 @@ impl ProductStore {
     /// applied.
     pub async fn write(&self, w: ProductWrite<'_>) -> Result<bool, sqlx::Error> {
         let now = now_ms();
+        // Workers write products; no request waits on it (see `crate::db`).
+        let _turn = self.db.background_turn().await;
         let r = sqlx::query(
             "INSERT INTO products (product_id, title, description, category, price, currency, \
                image_ref, image_sha256, status, error, model_version, embed_count, \
@@ -101,7 +103,7 @@ impl ProductStore {
         .bind(w.event_id)
         .bind(w.event_at)
         .bind(now)
-        .execute(&self.db.pool)
+        .execute(&self.db.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }

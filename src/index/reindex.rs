@@ -132,9 +132,9 @@ pub async fn run(
     target.make_live().await?;
     sqlx::query("UPDATE products SET model_version = $1 WHERE status = 'indexed'")
         .bind(&info.version)
-        .execute(&db.pool)
+        .execute(&db.writer)
         .await?;
-    db.pool.close().await;
+    db.close().await;
     Ok(report)
 }
 
