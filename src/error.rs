@@ -75,6 +75,7 @@ impl From<InboxError> for ApiError {
         match e {
             InboxError::NotFound(_) => ApiError::NotFound(e.to_string()),
             InboxError::Busy(_) => ApiError::Conflict(e.to_string()),
+            InboxError::Closed => ApiError::Unavailable(e.to_string()),
             InboxError::Db(_) => ApiError::Internal(e.into()),
         }
     }

@@ -38,6 +38,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                         &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0],
                     )
                 })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("visual_search_inbox_group_size".into()),
+                        &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0],
+                    )
+                })
                 .expect("bucket lists are non-empty");
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

@@ -3,7 +3,8 @@
 //! The order of checks is the order of cost: no secret configured (503,
 //! fail closed), body too large (413), signature (401) on the raw bytes,
 //! JSON syntax (400), event validity (422). Only then is the event written
-//! to the inbox, and the 200 goes out only after that write has committed.
+//! to the inbox, and the 200 goes out only after that write has committed
+//! (concurrent deliveries share one commit: see [`crate::inbox::intake`]).
 
 use axum::{
     Json,
@@ -97,9 +98,6 @@ pub async fn bakai(
         count_error(&event_type);
         ApiError::Unprocessable(format!("invalid event: {e}"))
     })?;
-    metrics::counter!("visual_search_webhooks_total", "event_type" => event.kind.as_str())
-        .increment(1);
-
     let inserted = st
         .inbox
         .insert(NewEvent {
@@ -113,7 +111,14 @@ pub async fn bakai(
             payload: String::from_utf8_lossy(&body).into_owned(),
         })
         .await?;
-    if !inserted.duplicate {
+    // Counted once stored, so a redelivery of the same event is not counted
+    // twice; duplicates have their own counter.
+    if inserted.duplicate {
+        metrics::counter!("visual_search_webhooks_duplicates_total", "event_type" => event.kind.as_str())
+            .increment(1);
+    } else {
+        metrics::counter!("visual_search_webhooks_total", "event_type" => event.kind.as_str())
+            .increment(1);
         st.wake.notify_one();
     }
     let mut resp = json!({

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::retry::RetryPolicy;
+use super::{intake::GroupCommit, retry::RetryPolicy};
 use crate::db::{Backend, Db, now_ms};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +16,8 @@ pub enum InboxError {
     NotFound(String),
     #[error("event {0} is being processed right now; retry it once that attempt ends")]
     Busy(String),
+    #[error("the inbox is shutting down")]
+    Closed,
 }
 
 /// An event to store, as the intake path hands it over.
@@ -151,11 +153,15 @@ pub struct EventQuery {
 pub struct Inbox {
     db: Db,
     policy: RetryPolicy,
+    intake: GroupCommit,
 }
 
 impl Inbox {
+    /// Must be called inside a tokio runtime: it starts the group-commit
+    /// writer that [`Inbox::insert`] hands events to.
     pub fn new(db: Db, policy: RetryPolicy) -> Self {
-        Self { db, policy }
+        let intake = GroupCommit::start(db.clone(), i64::from(policy.max_retries));
+        Self { db, policy, intake }
     }
 
     pub fn policy(&self) -> &RetryPolicy {
@@ -166,44 +172,11 @@ impl Inbox {
     /// already there; in that case returns the existing task id with
     /// `duplicate: true`. The unique constraint, not a read-then-write,
     /// decides, so concurrent copies of one delivery still store one row.
+    ///
+    /// Concurrent calls are committed together ([`super::intake`]); each
+    /// returns only once its row is durably stored.
     pub async fn insert(&self, e: NewEvent) -> Result<Inserted, InboxError> {
-        let now = now_ms();
-        let id = uuid::Uuid::now_v7().to_string();
-        let inserted: Option<String> = sqlx::query_scalar(
-            "INSERT INTO webhook_events (id, provider, external_id, event_type, event_subtype, \
-             entity_type, entity_id, status, max_retries, payload, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10) \
-             ON CONFLICT (provider, external_id) DO NOTHING RETURNING id",
-        )
-        .bind(&id)
-        .bind(&e.provider)
-        .bind(&e.external_id)
-        .bind(&e.event_type)
-        .bind(&e.event_subtype)
-        .bind(&e.entity_type)
-        .bind(&e.entity_id)
-        .bind(i64::from(self.policy.max_retries))
-        .bind(&e.payload)
-        .bind(now)
-        .fetch_optional(&self.db.pool)
-        .await?;
-        if let Some(task_id) = inserted {
-            return Ok(Inserted {
-                task_id,
-                duplicate: false,
-            });
-        }
-        let task_id: String = sqlx::query_scalar(
-            "SELECT id FROM webhook_events WHERE provider = $1 AND external_id = $2",
-        )
-        .bind(&e.provider)
-        .bind(&e.external_id)
-        .fetch_one(&self.db.pool)
-        .await?;
-        Ok(Inserted {
-            task_id,
-            duplicate: true,
-        })
+        self.intake.insert(e).await
     }
 
     /// Claims up to `n` due events: pending ones, retries whose time has come,
@@ -221,19 +194,41 @@ impl Inbox {
         }
         let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
-        // Due: pending, a retry whose time has come, or a lease that ran out.
         // Not while another event of the same entity is being applied, so
         // one product's events are not applied concurrently across instances.
-        macro_rules! due {
+        macro_rules! not_blocked {
             () => {
-                "SELECT id FROM webhook_events e \
-                 WHERE ((e.status IN ('pending', 'retrying') AND (e.next_retry_at IS NULL OR e.next_retry_at <= $1)) \
-                     OR (e.status = 'processing' AND e.lease_expires_at < $1)) \
-                   AND ($4 IS NULL OR e.provider = $4) \
-                   AND (e.entity_id IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_events o \
-                        WHERE o.entity_type = e.entity_type AND o.entity_id = e.entity_id \
-                          AND o.id <> e.id AND o.status = 'processing' AND o.lease_expires_at >= $1)) \
-                 ORDER BY e.created_at, e.id LIMIT $5"
+                "($4 IS NULL OR e.provider = $4) \
+                 AND (e.entity_id IS NULL OR NOT EXISTS (SELECT 1 FROM webhook_events o \
+                      WHERE o.entity_type = e.entity_type AND o.entity_id = e.entity_id \
+                        AND o.id <> e.id AND o.status = 'processing' AND o.lease_expires_at >= $1))"
+            };
+        }
+        // Due: pending, a retry whose time has come, or a lease that ran out,
+        // asked as one query per status and merged. As a single query with
+        // `status IN (…) OR …`, both engines read every pending row and sort
+        // them: 93 ms (SQLite) and 173 ms (PostgreSQL) per claim with a
+        // backlog of 30k events, while the claim holds a write connection
+        // (on SQLite, *the* write connection, so webhooks wait too). Per
+        // status, the (status, created_at, id) index yields rows already in
+        // order and each part stops after `$5` rows: 0.3–0.5 ms.
+        //
+        // SQLite has one writer at a time, so its UPDATE is atomic as it is;
+        // PostgreSQL needs the row locks, and SKIP LOCKED lets concurrent
+        // workers take different rows instead of queueing on the same ones.
+        // The lock goes inside each part: FOR UPDATE is not allowed on a
+        // UNION itself.
+        macro_rules! due {
+            ($cond:literal, $lock:literal) => {
+                concat!(
+                    "SELECT * FROM (SELECT e.id, e.created_at FROM webhook_events e WHERE ",
+                    $cond,
+                    " AND ",
+                    not_blocked!(),
+                    " ORDER BY e.created_at, e.id LIMIT $5",
+                    $lock,
+                    ") part"
+                )
             };
         }
         macro_rules! claim {
@@ -241,28 +236,29 @@ impl Inbox {
                 concat!(
                     "UPDATE webhook_events SET status = 'processing', processing_started_at = $1, \
                      lease_expires_at = $2, lease_token = $3, updated_at = $1 \
-                     WHERE id IN (",
-                    due!(),
-                    $lock,
-                    ") RETURNING ",
+                     WHERE id IN (SELECT id FROM (",
+                    due!("e.status = 'pending' AND (e.next_retry_at IS NULL OR e.next_retry_at <= $1)", $lock),
+                    " UNION ALL ",
+                    due!("e.status = 'retrying' AND (e.next_retry_at IS NULL OR e.next_retry_at <= $1)", $lock),
+                    " UNION ALL ",
+                    due!("e.status = 'processing' AND e.lease_expires_at < $1", $lock),
+                    ") due ORDER BY created_at, id LIMIT $5) RETURNING ",
                     columns!()
                 )
             };
         }
-        // SQLite has one writer at a time, so its UPDATE is atomic as it is;
-        // PostgreSQL needs the row locks, and SKIP LOCKED lets concurrent
-        // workers take different rows instead of queueing on the same ones.
         let sql = match self.db.backend {
             Backend::Sqlite => claim!(""),
             Backend::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
         };
+        let _turn = self.db.background_turn().await;
         let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
             .bind(now)
             .bind(now + lease.as_millis() as i64)
             .bind(&token)
             .bind(provider)
             .bind(n as i64)
-            .fetch_all(&self.db.pool)
+            .fetch_all(&self.db.writer)
             .await?;
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -278,6 +274,7 @@ impl Inbox {
     /// Marks a claimed event done. Returns false if the lease was lost.
     pub async fn complete(&self, c: &Claimed, outcome: &str) -> Result<bool, InboxError> {
         let now = now_ms();
+        let _turn = self.db.background_turn().await;
         let r = sqlx::query(
             "UPDATE webhook_events SET status = 'completed', processed_at = $1, outcome = $2, \
              error = NULL, next_retry_at = NULL, lease_token = NULL, lease_expires_at = NULL, \
@@ -287,7 +284,7 @@ impl Inbox {
         .bind(outcome)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.pool)
+        .execute(&self.db.writer)
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -315,6 +312,7 @@ impl Inbox {
         } else {
             ("failed", retries, None, Some(now))
         };
+        let _turn = self.db.background_turn().await;
         sqlx::query(
             "UPDATE webhook_events SET status = $1, retry_count = $2, next_retry_at = $3, \
              processed_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL, \
@@ -328,7 +326,7 @@ impl Inbox {
         .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.pool)
+        .execute(&self.db.writer)
         .await?;
         Ok(status)
     }
@@ -336,6 +334,7 @@ impl Inbox {
     /// Gives claimed events back untouched (graceful shutdown), so the next
     /// start takes them at once instead of waiting for the lease to expire.
     pub async fn release(&self, c: &Claimed) -> Result<(), InboxError> {
+        let _turn = self.db.background_turn().await;
         sqlx::query(
             "UPDATE webhook_events SET status = CASE WHEN retry_count > 0 THEN 'retrying' ELSE 'pending' END, \
              lease_token = NULL, lease_expires_at = NULL, processing_started_at = NULL, updated_at = $1 \
@@ -344,7 +343,7 @@ impl Inbox {
         .bind(now_ms())
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.pool)
+        .execute(&self.db.writer)
         .await?;
         Ok(())
     }
@@ -362,7 +361,7 @@ impl Inbox {
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.db.pool)
+        .execute(&self.db.writer)
         .await?;
         self.get(id).await
     }
@@ -447,6 +446,8 @@ impl Inbox {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
     async fn inbox(dir: &std::path::Path, max_retries: u32) -> Inbox {
@@ -469,6 +470,42 @@ mod tests {
             entity_id: Some("p".into()),
             payload: "{}".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn concurrent_inserts_are_all_stored_once_with_duplicates_sharing_a_task_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 3).await;
+        // 300 events, each delivered twice at once: the copies land in the
+        // same group or in different ones, and must resolve the same way.
+        let sends = (0..600).map(|i| {
+            let inbox = inbox.clone();
+            tokio::spawn(async move {
+                (
+                    i % 300,
+                    inbox.insert(new_event(&format!("e{}", i % 300))).await,
+                )
+            })
+        });
+        let mut by_event: HashMap<i32, Vec<Inserted>> = HashMap::new();
+        for r in futures::future::join_all(sends).await {
+            let (i, inserted) = r.unwrap();
+            by_event.entry(i).or_default().push(inserted.unwrap());
+        }
+        assert_eq!(by_event.len(), 300);
+        for copies in by_event.values() {
+            assert_eq!(copies.len(), 2);
+            assert_eq!(copies[0].task_id, copies[1].task_id);
+            assert_eq!(copies.iter().filter(|c| !c.duplicate).count(), 1);
+        }
+        let (rows, total) = inbox
+            .list(&EventQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((rows.len(), total), (300, 300));
     }
 
     #[tokio::test]
