@@ -56,7 +56,7 @@ cleanup() {
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  [[ -n "${DATA:-}" ]] && rm -rf "$DATA"
+  if [[ -n "${DATA:-}" ]]; then rm -rf "$DATA"; fi
 }
 trap cleanup EXIT
 
