@@ -1,20 +1,14 @@
 //! The ingest pipeline, stage by stage, on the real photos in
 //! `tests/data/photos` (from `scripts/fetch-assets.sh`) and the real model:
 //!
-//! - `decode`: the full-size checked decode (`image` 0.25, whose JPEG
+//! - `decode`: the service's checked decode (`image` 0.25, whose JPEG
 //!   decoder is `zune-jpeg`) of the original files, and of the same photos
 //!   re-encoded as JPEG quality 90 (what `vitrine bench ingest` feeds in);
-//!   the service's decode for the model (`decode_for_model`: JPEGs large
-//!   enough decoded at ½–⅛ size by `jpeg-decoder`) of the same JPEGs; and
-//!   `jpeg-decoder` at full size, to tell its speed from the scaling's;
 //! - `resize`: `fast_image_resize` against `image::imageops::resize`, same
 //!   filter (bilinear = `Triangle`), same 224×224 output, same decoded
 //!   images; plus the service's own resize + centre crop;
 //! - `tensor` and `preprocess`: normalisation into the model tensor, and the
-//!   whole bytes → tensor path (`vitrine::embed::preprocess::preprocess`),
-//!   against the same path with a full-size decode (the path before scaled
-//!   decoding); the mean tensor difference between the two is printed, and
-//!   the cosine similarity of their embeddings under `embed`;
+//!   whole bytes → tensor path (`vitrine::embed::preprocess::preprocess`);
 //! - `embed`: `Embedder::infer` on pre-made tensors at batch 1, 8, 32, 64,
 //!   with the default pool (one thread per core) and with one thread;
 //! - `hmac`: `vitrine::http::signature::verify` on a 1 KiB body.
@@ -131,20 +125,6 @@ fn bench_stages(c: &mut Criterion) {
         jpegs.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
     );
 
-    let m = manifest(&root().join("models/effnet-lite0"));
-    let scales: Vec<String> = decoded
-        .iter()
-        .map(
-            |i| match preprocess::jpeg_scale(i.width(), i.height(), &m) {
-                8 => "1".to_string(),
-                k => format!("{k}/8"),
-            },
-        )
-        .collect();
-    eprintln!(
-        "decode_for_model: DCT scale per photo: {}",
-        scales.join(" ")
-    );
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(n));
     g.bench_function("original_files", |b| {
@@ -158,24 +138,6 @@ fn bench_stages(c: &mut Criterion) {
         b.iter(|| {
             for bytes in &jpegs {
                 black_box(preprocess::decode(black_box(bytes), MAX_PIXELS).unwrap());
-            }
-        })
-    });
-    g.bench_function("jpeg_q90_for_model", |b| {
-        b.iter(|| {
-            for bytes in &jpegs {
-                black_box(preprocess::decode_for_model(black_box(bytes), &m, MAX_PIXELS).unwrap());
-            }
-        })
-    });
-    g.bench_function("jpeg_q90_jpeg_decoder_full", |b| {
-        b.iter(|| {
-            for bytes in &jpegs {
-                black_box(
-                    jpeg_decoder::Decoder::new(black_box(bytes.as_slice()))
-                        .decode()
-                        .unwrap(),
-                );
             }
         })
     });
@@ -200,6 +162,7 @@ fn bench_stages(c: &mut Criterion) {
         .sum::<f64>()
         / decoded.len() as f64;
     eprintln!("resize: mean |fast_image_resize − imageops| per channel value = {diff:.3} (of 255)");
+    let m = manifest(&root().join("models/effnet-lite0"));
     let mut g = c.benchmark_group("resize");
     g.throughput(Throughput::Elements(n));
     g.bench_function("fast_image_resize_bilinear_224", |b| {
@@ -243,27 +206,6 @@ fn bench_stages(c: &mut Criterion) {
     });
     g.finish();
 
-    // Scaled against full-size decoding, in grey levels (the tensor is
-    // (v − 127) / 128).
-    let mut diffs: Vec<f64> = jpegs
-        .iter()
-        .map(|bytes| {
-            let (a, b) = (new_tensor(bytes, &m), full_decode_tensor(bytes, &m));
-            let sum: f64 = a
-                .iter()
-                .zip(&b)
-                .map(|(x, y)| f64::from((x - y).abs()))
-                .sum();
-            sum / a.len() as f64 * 128.0
-        })
-        .collect();
-    diffs.sort_by(f64::total_cmp);
-    eprintln!(
-        "preprocess: mean |scaled − full decode| of the tensor, grey levels per value: median {:.3}, max {:.3} (0 for the photos not scaled)",
-        diffs[diffs.len() / 2],
-        diffs[diffs.len() - 1]
-    );
-
     let mut g = c.benchmark_group("preprocess");
     g.throughput(Throughput::Elements(n));
     g.bench_function("jpeg_q90_to_tensor", |b| {
@@ -274,35 +216,7 @@ fn bench_stages(c: &mut Criterion) {
             black_box(&out);
         })
     });
-    g.bench_function("jpeg_q90_to_tensor_full_decode", |b| {
-        b.iter(|| {
-            for bytes in &jpegs {
-                full_decode_into(black_box(bytes), &m, &mut out);
-            }
-            black_box(&out);
-        })
-    });
     g.finish();
-}
-
-/// The bytes → tensor path as it was before scaled decoding: full-size
-/// decode, then the same resize + crop and normalisation.
-fn full_decode_into(bytes: &[u8], m: &Manifest, out: &mut [f32]) {
-    let img = preprocess::decode(bytes, MAX_PIXELS).unwrap();
-    let resized = preprocess::resize_for_model(&img, m).unwrap();
-    preprocess::write_tensor(&resized, m, out);
-}
-
-fn full_decode_tensor(bytes: &[u8], m: &Manifest) -> Vec<f32> {
-    let mut out = vec![0f32; 3 * SIDE as usize * SIDE as usize];
-    full_decode_into(bytes, m, &mut out);
-    out
-}
-
-fn new_tensor(bytes: &[u8], m: &Manifest) -> Vec<f32> {
-    let mut out = vec![0f32; 3 * SIDE as usize * SIDE as usize];
-    preprocess::preprocess(bytes, m, MAX_PIXELS, &mut out).unwrap();
-    out
 }
 
 fn load_embedder(threads: usize) -> Embedder {
@@ -324,41 +238,6 @@ fn bench_embed(c: &mut Criterion) {
     for (i, out) in tensor.chunks_exact_mut(sample).enumerate() {
         let bytes = &files[i % files.len()].1;
         preprocess::preprocess(bytes, &m, MAX_PIXELS, out).unwrap();
-    }
-    // Does scaled decoding change what the model sees? Cosine similarity of
-    // the embeddings of each photo (as JPEG q90, what ingest gets) through
-    // the service path and through a full-size decode.
-    {
-        let embedder = load_embedder(0);
-        let jpegs: Vec<Vec<u8>> = files
-            .iter()
-            .map(|(_, b)| jpeg_q90(&preprocess::decode(b, MAX_PIXELS).unwrap()))
-            .collect();
-        let k = jpegs.len();
-        let mut scaled = vec![0f32; k * sample];
-        let mut full = vec![0f32; k * sample];
-        for (i, bytes) in jpegs.iter().enumerate() {
-            preprocess::preprocess(bytes, &m, MAX_PIXELS, &mut scaled[i * sample..][..sample])
-                .unwrap();
-            full_decode_into(bytes, &m, &mut full[i * sample..][..sample]);
-        }
-        let a = embedder.infer(&scaled, k).unwrap();
-        let b = embedder.infer(&full, k).unwrap();
-        // Unit vectors: the dot product is the cosine.
-        let mut cos: Vec<(f32, &str)> = a
-            .iter()
-            .zip(&b)
-            .zip(&files)
-            .map(|((x, y), (name, _))| (x.iter().zip(y).map(|(p, q)| p * q).sum(), name.as_str()))
-            .collect();
-        cos.sort_by(|x, y| x.0.total_cmp(&y.0));
-        eprintln!(
-            "embed: cosine(scaled decode, full decode) over {k} photos: min {:.4} ({}), median {:.4}, max {:.4}",
-            cos[0].0,
-            cos[0].1,
-            cos[k / 2].0,
-            cos[k - 1].0
-        );
     }
     // 0 = the service default, one thread per core; 1 for the comparison.
     let pools: &[usize] = if full { &[0, 1] } else { &[0] };
