@@ -283,6 +283,61 @@ mod tests {
     }
 
     #[test]
+    fn grayscale_progressive_and_cmyk_jpegs_decode_to_rgb() {
+        // Grayscale: one channel, copied to R, G and B.
+        let grey = image::GrayImage::from_fn(300, 200, |x, y| image::Luma([(x + y) as u8]));
+        let mut buf = Cursor::new(Vec::new());
+        grey.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
+        let img = decode(buf.get_ref(), 1_000_000).unwrap();
+        assert_eq!(img.dimensions(), (300, 200));
+        assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+        // Both fixtures were made with Pillow from the same synthetic scene
+        // (progressive=True; convert("CMYK"), Adobe inverted CMYK). At
+        // (200, 200) the scene is its sine-shaded background, no disc or
+        // line: R = 128 + 100·sin(200/23)·cos(200/31) ≈ 194, G = 200·255/W,
+        // B = 200·255/H.
+        let progressive = decode(
+            include_bytes!("testdata/progressive_640x512.jpg"),
+            1_000_000,
+        )
+        .unwrap();
+        let cmyk = decode(include_bytes!("testdata/cmyk_600x520.jpg"), 1_000_000).unwrap();
+        assert_eq!(progressive.dimensions(), (640, 512));
+        assert_eq!(cmyk.dimensions(), (600, 520));
+        for (img, w, h) in [(&progressive, 640.0, 512.0), (&cmyk, 600.0, 520.0)] {
+            let expected = [
+                128.0 + 100.0 * (200f32 / 23.0).sin() * (200f32 / 31.0).cos(),
+                200.0 * 255.0 / w,
+                200.0 * 255.0 / h,
+            ];
+            let p = img.get_pixel(200, 200);
+            for c in 0..3 {
+                assert!(
+                    (f32::from(p[c]) - expected[c]).abs() < 12.0,
+                    "{p:?} vs {expected:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_jpegs_fail_or_decode_but_never_panic() {
+        let img = RgbImage::from_fn(640, 480, |x, y| {
+            image::Rgb([x as u8, y as u8, (x ^ y) as u8])
+        });
+        let mut buf = Cursor::new(Vec::new());
+        img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
+        let bytes = buf.into_inner();
+        for at in [30, 200, 600, bytes.len() / 3, bytes.len() - 40] {
+            let mut bad = bytes.clone();
+            for b in &mut bad[at..at + 16] {
+                *b = b.wrapping_mul(31).wrapping_add(7);
+            }
+            let _ = decode(&bad, 1_000_000);
+        }
+    }
+
+    #[test]
     fn transparent_pixels_become_white() {
         let img = image::RgbaImage::from_pixel(2, 2, image::Rgba([0, 0, 0, 0]));
         let rgb = flatten_onto_white(DynamicImage::ImageRgba8(img));
