@@ -270,17 +270,16 @@ pub enum Plan {
     /// reference.
     ExactInt8,
     /// Hamming scan over the binary codes, keeping the `candidates` nearest
-    /// for int8 rescoring. When no more than `EXACT_FACTOR × candidates`
-    /// points pass the filter, all of them go to int8 rescoring instead (the
-    /// exact path, at a cost that scales with the filtered set).
+    /// for int8 rescoring. Used only where it pays and ranks well: a search
+    /// with category or price conditions, or over no more than
+    /// `EXACT_FACTOR × candidates` points, takes the exact int8 scan instead
+    /// (see the module doc).
     Binary { candidates: usize },
 }
 
-/// Below this many times the binary stage's candidates, a filtered set is
-/// scanned exactly with int8: at 8 × 1000 that is 10 MB of codes, ~2.5 ms,
-/// and it keeps filtered searches exact where the Hamming ranking is
-/// weakest, i.e. when the query's own neighbourhood has no matching items
-/// and the matches are all about equally far (see the module doc).
+/// Up to this many times the binary stage's candidates, the int8 scan is
+/// about as cheap as the binary stage (8 × 1000 × 1280 bytes = 10 MB, ~2.5
+/// ms) and exact.
 pub const EXACT_FACTOR: usize = 8;
 
 /// Binary-stage survivors per result asked for, and the floor. Chosen from
@@ -730,10 +729,17 @@ impl EmbeddedIndex {
         let rescore = (limit * 8).max(64);
         let st = self.read_state();
         let heap = match plan {
-            Plan::ExactInt8 => self.scan_int8(&st, vector, filter, rescore),
-            Plan::Binary { candidates } => {
+            // Filters stay exact: the scan then costs what the filtered set
+            // holds, and the Hamming ranking is weakest exactly there (a
+            // query whose neighbourhood has no matching items, so that the
+            // matches are all about equally far).
+            Plan::Binary { candidates }
+                if !filter.has_payload_conditions()
+                    && st.by_id.len() > candidates.max(rescore).saturating_mul(EXACT_FACTOR) =>
+            {
                 self.scan_binary(&st, vector, filter, candidates.max(rescore), rescore)
             }
+            _ => self.scan_int8(&st, vector, filter, rescore),
         };
         self.rescore_f32(&st, vector, heap, limit)
     }
@@ -762,9 +768,9 @@ impl EmbeddedIndex {
         heap
     }
 
-    /// Hamming scan over the binary codes of the slots passing `filter`,
-    /// then int8 scores for the `candidates` nearest; returns the best
-    /// `keep` of those.
+    /// Hamming scan over the binary codes of all live slots but the excluded
+    /// one, then int8 scores for the `candidates` nearest; returns the best
+    /// `keep` of those. `filter` has no payload conditions.
     fn scan_binary(
         &self,
         st: &State,
@@ -782,38 +788,18 @@ impl EmbeddedIndex {
             .as_ref()
             .and_then(|id| st.by_id.get(id))
             .copied();
-        let payload_filter = filter.has_payload_conditions().then(|| Filter {
-            exclude_id: None,
-            ..filter.clone()
-        });
         let mut dist = vec![u32::MAX; st.live.len()];
-        let mut eligible = 0usize;
         for (slot, ((d, &live), code)) in dist
             .iter_mut()
             .zip(&st.live)
             .zip(st.bits.chunks_exact(self.words))
             .enumerate()
         {
-            if !live || exclude == Some(slot) {
-                continue;
+            if live && exclude != Some(slot) {
+                *d = hamming(&qb, code);
             }
-            if let Some(f) = &payload_filter
-                && !st.slots[slot]
-                    .as_ref()
-                    .is_some_and(|m| f.matches(&m.payload))
-            {
-                continue;
-            }
-            *d = hamming(&qb, code);
-            eligible += 1;
         }
-        // A selective filter can leave few points: then every one of them
-        // is rescored, which is the exact int8 search over the filtered set.
-        let chosen: Vec<usize> = if eligible <= candidates.saturating_mul(EXACT_FACTOR) {
-            (0..dist.len()).filter(|&s| dist[s] != u32::MAX).collect()
-        } else {
-            nearest_by_hamming(&dist, self.dim, candidates)
-        };
+        let chosen = nearest_by_hamming(&dist, self.dim, candidates);
         let (q, _) = quantise(vector);
         let mut heap = BinaryHeap::with_capacity(keep + 1);
         for slot in chosen {
@@ -1190,20 +1176,15 @@ mod tests {
         assert!(r >= 0.95, "recall@10 {r}");
         assert_eq!(recall(&idx, &vs, &Filter::default(), Plan::ExactInt8), 1.0);
 
-        // ~2000 match: over 8 × 200, so pruned by the binary stage, and
-        // still only matching items come back (`recall` checks).
+        // ~2000 match, and most queries' own clusters do not: filters take
+        // the exact path; only matching items come back (`recall` checks).
         let common = Filter {
             category: Some("c1".into()),
             ..Filter::default()
         };
-        let r = recall(&idx, &vs, &common, plan);
-        assert!(r > 0.5, "filtered recall@10 {r}");
-        // Under 8 × 300: the filtered set is scanned exactly.
-        let r = recall(&idx, &vs, &common, Plan::Binary { candidates: 300 });
-        assert_eq!(r, 1.0);
+        assert_eq!(recall(&idx, &vs, &common, plan), 1.0);
 
-        // 18 match, fewer than the binary stage keeps: every one is found,
-        // however far from the query.
+        // 18 match: every one is found, however far from the query.
         let rare = Filter {
             category: Some("rare".into()),
             ..Filter::default()
