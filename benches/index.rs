@@ -98,6 +98,65 @@ fn payload(i: usize) -> Payload {
     }
 }
 
+/// `n` sparse vectors in groups of 50 around `n / 50` centres, shaped like
+/// the real model's embeddings of the test photos (`benches/search.rs`
+/// prints both): about half the values exactly 0, mean cosine between
+/// different groups about 0.2, unequal per-dimension means.
+fn sparse(n: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+    let gain: Vec<f32> = (0..DIM).map(|_| 0.2 + 1.6 * rng.next().powi(2)).collect();
+    let centres: Vec<Vec<f32>> = (0..(n / 50).max(1))
+        .map(|_| {
+            (0..DIM)
+                .map(|d| {
+                    let u = rng.next();
+                    if u < 0.45 {
+                        0.0
+                    } else {
+                        gain[d] * (u - 0.45).powi(2)
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (0..n)
+        .map(|i| {
+            let c = &centres[i % centres.len()];
+            normalise(
+                c.iter()
+                    .zip(&gain)
+                    .map(|(x, g)| {
+                        let u = rng.next();
+                        if *x == 0.0 && u < 0.9 {
+                            0.0
+                        } else {
+                            x * (0.6 + 0.8 * u) + 0.03 * g * rng.next()
+                        }
+                    })
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// Exact zeros and the mean cosine between vectors of different groups
+/// (the first 40, which all belong to different groups).
+fn shape(vs: &[Vec<f32>]) -> String {
+    let zeros = vs.iter().flatten().filter(|x| **x == 0.0).count() as f64 / (vs.len() * DIM) as f64;
+    let k = vs.len().min(40);
+    let (mut cos, mut pairs) = (0.0, 0);
+    for i in 0..k {
+        for j in i + 1..k {
+            cos += f64::from(dot_f32(&vs[i], &vs[j]));
+            pairs += 1;
+        }
+    }
+    format!(
+        "zeros {:.1} %, mean cosine between groups {:.3}",
+        zeros * 100.0,
+        cos / f64::from(pairs.max(1))
+    )
+}
+
 /// The index built from `vectors`, in batches of 1000 as a sync would.
 fn build(vectors: &[Vec<f32>]) -> (tempfile::TempDir, EmbeddedIndex) {
     let dir = tempfile::tempdir().unwrap();
@@ -250,12 +309,16 @@ fn bench(c: &mut Criterion) {
     };
     eprintln!("index_search: load average before: {}", load_average());
     for &n in sizes {
-        {
+        for (name, make) in [
+            ("mixed", mixed as fn(usize, &mut Rng) -> Vec<Vec<f32>>),
+            ("sparse", sparse),
+        ] {
             let mut rng = Rng(0x51_7CC1_B727_220A);
-            let vectors = mixed(n, &mut rng);
+            let vectors = make(n, &mut rng);
+            eprintln!("index_search/{n}/{name}: {}", shape(&vectors));
             let (_dir, index) = build(&vectors);
             print_recall(
-                &format!("{n}/mixed"),
+                &format!("{n}/{name}"),
                 &index,
                 &vectors,
                 &mut rng,
@@ -264,6 +327,7 @@ fn bench(c: &mut Criterion) {
         }
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
         let vectors = clustered(n, &mut rng);
+        eprintln!("index_search/{n}/clustered: {}", shape(&vectors));
         let (_dir, index) = build(&vectors);
         print_recall(
             &format!("{n}/clustered"),

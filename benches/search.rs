@@ -174,10 +174,11 @@ fn main() {
     }
 
     let load_before = load_average();
-    let real: Vec<Vec<f32>> = embedder
-        .embed_images(&photos)
-        .into_iter()
-        .map(|v| v.unwrap())
+    // One at a time: a batch of 17 would grow ORT's arena and the memory
+    // figures below with it.
+    let real: Vec<Vec<f32>> = photos
+        .iter()
+        .map(|p| embedder.embed_images(&[p]).pop().unwrap().unwrap())
         .collect();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let cs = centres(&mut rng);
