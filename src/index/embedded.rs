@@ -17,8 +17,10 @@
 //!    over u64 words. The bit says whether the point's value in that
 //!    dimension exceeds the **per-dimension mean** of the indexed vectors.
 //!    EfficientNet features are non-negative (ReLU6, average pool, L2 norm),
-//!    so sign bits would be all ones; a per-vector threshold (its own mean)
-//!    would waste the dimensions that are large or small in every image.
+//!    so sign bits would only say which values are exactly zero (47 % of
+//!    them in the test photos' embeddings) and nothing about the rest; a
+//!    per-vector threshold (its own mean) would waste the dimensions that
+//!    are large or small in every image.
 //!    The `max(100 · limit, 1000)` nearest by Hamming distance go on.
 //! 2. **int8 rescoring** of those with the int8 codes (one byte per
 //!    dimension, per-vector scale, 128 MB at 100k, in memory); the best
@@ -200,7 +202,8 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 
 /// Hamming distance of two binary codes. Plain `count_ones` over u64
 /// words: without a `popcnt` target feature LLVM vectorises it with SSE2
-/// bit arithmetic, which keeps up with the memory stream.
+/// bit arithmetic. The 100k scan (16 MB) takes about 1.7 ms, judging by
+/// the difference between the 100k and 10k timings.
 #[inline]
 pub fn hamming(a: &[u64], b: &[u64]) -> u32 {
     a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
