@@ -7,12 +7,19 @@
 //!   decoded, resized, embedded (one image, on the embedder's pool) and
 //!   searched top-10;
 //! - `inference`: one model call on a pre-made tensor, the reference of the
-//!   target "search by image ≤ 1.2 × one inference + 5 ms".
+//!   target "search by image ≤ 1.2 × one inference + 5 ms";
+//! - `…_exact_int8`: the first two with the full int8 scan the binary first
+//!   stage replaced (`Plan::ExactInt8`, excluding the product through the
+//!   filter as before), the baseline measured in the same run.
 //!
 //! The index holds clustered, non-negative 1280-d vectors like
-//! `benches/index.rs` (the scan's cost does not depend on the values).
-//! Sequential queries, one at a time; p50/p90/p99 over all of them, then a
-//! JSON line. Run: `cargo bench --bench search` (10k and 100k vectors).
+//! `benches/index.rs`; the real model's embeddings of the test photos are
+//! compared with them (zeros, per-dimension spread, cosine between
+//! different images) and printed first, as a check that the synthetic data
+//! has the real data's shape.
+//! Sequential queries, one at a time, the kinds interleaved; p50/p90/p99
+//! over all of them, then a JSON line with the load average before and
+//! after. Run: `cargo bench --bench search` (10k and 100k vectors).
 //! Without `--bench` (inside `cargo test --all-targets`) it runs 2k vectors
 //! and a few queries, as a smoke test.
 
@@ -21,7 +28,10 @@ use std::{hint::black_box, path::PathBuf, time::Instant};
 use vitrine::{
     Settings,
     embed::preprocess,
-    index::{EmbeddedIndex, Filter, Payload, Point},
+    index::{
+        EmbeddedIndex, Filter, Payload, Point,
+        embedded::{Plan, dot_f32},
+    },
 };
 
 const DIM: usize = 1280;
@@ -42,26 +52,59 @@ fn normalise(mut v: Vec<f32>) -> Vec<f32> {
     v
 }
 
-fn build(n: usize, rng: &mut Rng) -> (tempfile::TempDir, EmbeddedIndex) {
-    let centres: Vec<Vec<f32>> = (0..200)
+fn synthetic(i: usize, centres: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
+    let c = &centres[i % centres.len()];
+    normalise(c.iter().map(|x| (x + 0.15 * rng.next()).max(0.0)).collect())
+}
+
+fn centres(rng: &mut Rng) -> Vec<Vec<f32>> {
+    (0..200)
         .map(|_| (0..DIM).map(|_| rng.next().powi(3)).collect())
-        .collect();
+        .collect()
+}
+
+/// Fraction of exact zeros, mean over dimensions of (std / mean) across
+/// the vectors, and the mean cosine between different vectors.
+fn shape(vs: &[Vec<f32>]) -> (f64, f64, f64) {
+    let n = vs.len() as f64;
+    let zeros = vs.iter().flatten().filter(|x| **x == 0.0).count() as f64 / (n * DIM as f64);
+    let mut cv = 0.0;
+    for d in 0..DIM {
+        let mean = vs.iter().map(|v| f64::from(v[d])).sum::<f64>() / n;
+        let var = vs
+            .iter()
+            .map(|v| (f64::from(v[d]) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        if mean > 0.0 {
+            cv += var.sqrt() / mean;
+        }
+    }
+    let (mut cos, mut pairs) = (0.0, 0);
+    for i in 0..vs.len() {
+        for j in i + 1..vs.len() {
+            cos += f64::from(dot_f32(&vs[i], &vs[j]));
+            pairs += 1;
+        }
+    }
+    (zeros, cv / DIM as f64, cos / f64::from(pairs.max(1)))
+}
+
+fn build(n: usize, rng: &mut Rng) -> (tempfile::TempDir, EmbeddedIndex) {
+    let centres = centres(rng);
     let dir = tempfile::tempdir().unwrap();
     let index = EmbeddedIndex::open(dir.path(), DIM, "bench").unwrap();
     for start in (0..n).step_by(1000) {
         let points = (start..(start + 1000).min(n))
-            .map(|i| {
-                let c = &centres[i % centres.len()];
-                Point {
-                    vector: normalise(c.iter().map(|x| (x + 0.15 * rng.next()).max(0.0)).collect()),
-                    payload: Payload {
-                        product_id: format!("p{i}"),
-                        title: Some(format!("product {i}")),
-                        category: Some(["a", "b", "c", "d"][i % 4].into()),
-                        price: Some((i % 1000) as f64),
-                        currency: Some("KGS".into()),
-                    },
-                }
+            .map(|i| Point {
+                vector: synthetic(i, &centres, rng),
+                payload: Payload {
+                    product_id: format!("p{i}"),
+                    title: Some(format!("product {i}")),
+                    category: Some(["a", "b", "c", "d"][i % 4].into()),
+                    price: Some((i % 1000) as f64),
+                    currency: Some("KGS".into()),
+                },
             })
             .collect();
         index.upsert_sync(points).unwrap();
@@ -84,6 +127,15 @@ fn memory() -> String {
         })
         .collect();
     format!("{{{}}}", fields.join(","))
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// p50, p90, p99 and max of latencies in milliseconds (nearest rank).
@@ -121,6 +173,30 @@ fn main() {
         embedder.infer(&tensor, 1).unwrap();
     }
 
+    let load_before = load_average();
+    // One at a time: a batch of 17 would grow ORT's arena and the memory
+    // figures below with it.
+    let real: Vec<Vec<f32>> = photos
+        .iter()
+        .map(|p| embedder.embed_images(&[p]).pop().unwrap().unwrap())
+        .collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let cs = centres(&mut rng);
+    // Different images, as the photos are: one vector per centre.
+    let fake: Vec<Vec<f32>> = (0..real.len())
+        .map(|i| synthetic(i, &cs, &mut rng))
+        .collect();
+    for (name, vs) in [("real photos", &real), ("synthetic", &fake)] {
+        let (zeros, cv, cos) = shape(vs);
+        eprintln!(
+            "search: {name} ({} vectors): min {:.4}, zeros {:.1} %, per-dimension std/mean {cv:.2}, \
+             mean cosine between different images {cos:.3}",
+            vs.len(),
+            vs.iter().flatten().fold(f32::INFINITY, |m, x| m.min(*x)),
+            zeros * 100.0
+        );
+    }
+
     let mut report = Vec::new();
     for &n in sizes {
         let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
@@ -132,23 +208,40 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
         let (mut similar, mut by_image, mut infer) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut similar_exact, mut by_image_exact) = (Vec::new(), Vec::new());
         for q in 0..queries {
-            // Interleaved, so that noise from elsewhere hits all three alike.
+            // Interleaved, so that noise from elsewhere hits all kinds alike.
             let id = format!("p{}", (rng.next() * n as f32) as usize % n);
-            let t = Instant::now();
-            let v = index.get_vector_sync(&id).unwrap().expect("stored vector");
-            let filter = Filter {
-                exclude_id: Some(id),
-                ..Filter::default()
-            };
-            black_box(index.search_sync(&v, &filter, 10).unwrap());
-            similar.push(t.elapsed().as_secs_f64() * 1e3);
+            for (plan, out) in [
+                (None, &mut similar),
+                (Some(Plan::ExactInt8), &mut similar_exact),
+            ] {
+                let t = Instant::now();
+                let v = index.get_vector_sync(&id).unwrap().expect("stored vector");
+                let filter = Filter {
+                    exclude_id: Some(id.clone()),
+                    ..Filter::default()
+                };
+                black_box(match plan {
+                    Some(p) => index.search_with(&v, &filter, 10, p).unwrap(),
+                    None => index.search_sync(&v, &filter, 10).unwrap(),
+                });
+                out.push(t.elapsed().as_secs_f64() * 1e3);
+            }
 
             let photo = &photos[q % photos.len()];
-            let t = Instant::now();
-            let v = embedder.embed_images(&[photo]).pop().unwrap().unwrap();
-            black_box(index.search_sync(&v, &Filter::default(), 10).unwrap());
-            by_image.push(t.elapsed().as_secs_f64() * 1e3);
+            for (plan, out) in [
+                (None, &mut by_image),
+                (Some(Plan::ExactInt8), &mut by_image_exact),
+            ] {
+                let t = Instant::now();
+                let v = embedder.embed_images(&[photo]).pop().unwrap().unwrap();
+                black_box(match plan {
+                    Some(p) => index.search_with(&v, &Filter::default(), 10, p).unwrap(),
+                    None => index.search_sync(&v, &Filter::default(), 10).unwrap(),
+                });
+                out.push(t.elapsed().as_secs_f64() * 1e3);
+            }
 
             let t = Instant::now();
             black_box(embedder.infer(&tensor, 1).unwrap());
@@ -159,7 +252,9 @@ fn main() {
         ));
         for (name, ms) in [
             ("similar_by_product", similar),
+            ("similar_by_product_exact_int8", similar_exact),
             ("search_by_image", by_image),
+            ("search_by_image_exact_int8", by_image_exact),
             ("inference_batch1", infer),
         ] {
             let [p50, p90, p99, max] = percentiles(ms);
@@ -173,8 +268,9 @@ fn main() {
         }
     }
     println!(
-        r#"{{"bench":"search","threads":{},"results":[{}]}}"#,
+        r#"{{"bench":"search","threads":{},"load_before":"{load_before}","load_after":"{}","results":[{}]}}"#,
         embedder.threads(),
+        load_average(),
         report.join(",")
     );
 }

@@ -46,6 +46,13 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether any condition looks at the payload (category or price).
+    /// `exclude_id` alone does not: a backend can resolve it to one point
+    /// up front instead of comparing ids on every candidate.
+    pub fn has_payload_conditions(&self) -> bool {
+        self.category.is_some() || self.min_price.is_some() || self.max_price.is_some()
+    }
+
     pub fn matches(&self, p: &Payload) -> bool {
         if let Some(c) = &self.category
             && p.category.as_deref() != Some(c.as_str())
