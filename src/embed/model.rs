@@ -92,6 +92,17 @@ fn environment(dylib: &Path) -> Result<&'static Environment, EmbedError> {
     env.as_ref().map_err(|e| EmbedError::Runtime(e.clone()))
 }
 
+/// Most images one session runs at once. ONNX Runtime's CPU arena grows to
+/// the largest run it has seen and never gives memory back, and this model's
+/// activations are ~5 MB per image at their widest: a session fed 8 images a
+/// run (batch 16 over 2 threads) kept ~100 MB more than one fed 2. On CPU,
+/// images per run barely matter for speed (batch 1 and batch 64 are within
+/// 3 % in `benches/pipeline.rs`), so a batch is run in slices of this size.
+/// Measured 2026-11-22 (`scripts/memtest.sh`, 300 products indexed): server
+/// RssAnon 291 MB with whole sub-batches, 182 MB with slices of 2; `vitrine
+/// bench ingest` in the same session: 129–131 images/s whole, 133–134 sliced.
+const MAX_RUN: usize = 2;
+
 /// A loaded model and the pool that runs it. Synchronous: call it from a
 /// blocking context (the [`super::EmbedService`] batcher does).
 pub struct Embedder {
@@ -190,6 +201,14 @@ impl Embedder {
     }
 
     fn run_session(&self, chunk: &[f32], n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if n > MAX_RUN {
+            let sample = self.sample_len();
+            let mut out = Vec::with_capacity(n);
+            for part in chunk.chunks(MAX_RUN * sample) {
+                out.extend(self.run_session(part, part.len() / sample)?);
+            }
+            return Ok(out);
+        }
         let m = &self.info.manifest;
         let idx = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
         let mut session = self.sessions[idx]
