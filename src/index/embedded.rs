@@ -89,7 +89,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::{Filter, Hit, IndexError, IndexInfo, Payload, Point, VectorIndex};
+use super::{Filter, Hit, IndexError, IndexInfo, Payload, Point, VectorIndex, mapped::MappedCodes};
 
 const FORMAT: u32 = 1;
 
@@ -125,7 +125,9 @@ struct SlotMeta {
 /// entries in, never across disk I/O.
 #[derive(Default)]
 struct State {
-    codes: Vec<i8>,
+    /// `vectors.i8`, memory-mapped: `dim` codes per slot. The file (and the
+    /// map) may be longer than the live slots need: it grows in steps.
+    codes: MappedCodes,
     /// Binary codes, `words` u64 per slot: bit `d` is set when the slot's
     /// dequantised int8 value in dimension `d` exceeds `reference[d]`.
     bits: Vec<u64>,
@@ -450,15 +452,21 @@ impl EmbeddedIndex {
             }
         }
         let next_slot = live.values().map(|(s, _, _)| s + 1).max().unwrap_or(0);
-        let mut codes = vec![0i8; next_slot * dim];
-        if next_slot > 0 {
-            let mut raw = vec![0u8; next_slot * dim];
-            i8_file
-                .read_exact_at(&mut raw, 0)
-                .map_err(io_err(&dir.join("vectors.i8")))?;
-            for (c, b) in codes.iter_mut().zip(raw) {
-                *c = b as i8;
-            }
+        let i8_path = dir.join("vectors.i8");
+        let codes = MappedCodes::map(&i8_file).map_err(io_err(&i8_path))?;
+        if codes.len() < next_slot * dim {
+            return Err(IndexError::Io {
+                path: i8_path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "holds {} bytes, but the log references slots up to {next_slot} \
+                         ({} bytes)",
+                        codes.len(),
+                        next_slot * dim
+                    ),
+                ),
+            });
         }
         let mut slots: Vec<Option<SlotMeta>> = vec![None; next_slot];
         let mut by_id = HashMap::with_capacity(live.len());
@@ -468,8 +476,8 @@ impl EmbeddedIndex {
         }
         // The binary stage is derived, never stored: no new file to keep
         // crash-consistent, and indexes of format 1 open unchanged.
-        let (reference, reference_live) = mean_reference(dim, &codes, &slots);
-        let bits = all_binary_codes(dim, &codes, &slots, &reference);
+        let (reference, reference_live) = mean_reference(dim, codes.as_i8(), &slots);
+        let bits = all_binary_codes(dim, codes.as_i8(), &slots, &reference);
         let live_slots = slots.iter().map(Option::is_some).collect();
         let free = (0..next_slot)
             .filter(|s| slots[*s].is_none())
@@ -597,12 +605,29 @@ impl EmbeddedIndex {
                 .map_err(io_err(&self.dir.join("vectors.i8")))?;
             staged.push((slot, codes, scale, p.payload));
         }
+        // The map must cover every slot the state will reference. The file
+        // grows in steps (doubling, at least 256 slots) so that it is
+        // remapped O(log n) times, not on every new point; the tail past the
+        // last slot is a sparse run of zeros that no slot references.
+        let i8_path = self.dir.join("vectors.i8");
+        let need = staged
+            .iter()
+            .map(|(slot, ..)| (slot + 1) * self.dim)
+            .max()
+            .unwrap_or(0);
+        let mapped = self.read_state().codes.len();
+        let remapped = if need > mapped {
+            let len = need.max(2 * mapped).max(256 * self.dim);
+            let len = len.div_ceil(self.dim) * self.dim;
+            w.i8_file.set_len(len as u64).map_err(io_err(&i8_path))?;
+            Some(MappedCodes::map(&w.i8_file).map_err(io_err(&i8_path))?)
+        } else {
+            None
+        };
         w.f32_file
             .sync_data()
             .map_err(io_err(&self.dir.join("vectors.f32")))?;
-        w.i8_file
-            .sync_data()
-            .map_err(io_err(&self.dir.join("vectors.i8")))?;
+        w.i8_file.sync_data().map_err(io_err(&i8_path))?;
         let entries: Vec<LogEntry> = staged
             .iter()
             .map(|(slot, _, scale, payload)| LogEntry::Put {
@@ -616,16 +641,19 @@ impl EmbeddedIndex {
         let mut freed = Vec::new();
         {
             let mut st = self.write_state();
+            if let Some(map) = remapped {
+                // Readers hold the read lock while they use the old map, so
+                // none is left when it is dropped here.
+                st.codes = map;
+            }
             let mut buf = vec![0f32; self.dim];
             for (slot, codes, scale, payload) in staged {
-                let need = (slot + 1) * self.dim;
-                if st.codes.len() < need {
-                    st.codes.resize(need, 0);
+                // The codes themselves are already in the mapped file.
+                if st.slots.len() <= slot {
                     st.bits.resize((slot + 1) * self.words, 0);
                     st.live.resize(slot + 1, false);
                     st.slots.resize(slot + 1, None);
                 }
-                st.codes[slot * self.dim..need].copy_from_slice(&codes);
                 let State {
                     bits, reference, ..
                 } = &mut *st;
@@ -664,8 +692,8 @@ impl EmbeddedIndex {
             if live == 0 || live < 2 * st.reference_live {
                 return;
             }
-            let (reference, n) = mean_reference(self.dim, &st.codes, &st.slots);
-            let bits = all_binary_codes(self.dim, &st.codes, &st.slots, &reference);
+            let (reference, n) = mean_reference(self.dim, st.codes.as_i8(), &st.slots);
+            let bits = all_binary_codes(self.dim, st.codes.as_i8(), &st.slots, &reference);
             (reference, n, bits)
         };
         let mut st = self.write_state();
@@ -793,13 +821,14 @@ impl EmbeddedIndex {
         keep: usize,
     ) -> BinaryHeap<Scored> {
         let (q, _) = quantise(vector);
+        let all = st.codes.as_i8();
         let mut heap = BinaryHeap::with_capacity(keep + 1);
         for (slot, meta) in st.slots.iter().enumerate() {
             let Some(meta) = meta else { continue };
             if !filter.matches(&meta.payload) {
                 continue;
             }
-            let codes = &st.codes[slot * self.dim..(slot + 1) * self.dim];
+            let codes = &all[slot * self.dim..(slot + 1) * self.dim];
             // The query's own scale is the same for every candidate, so it
             // does not change the order and is left out.
             let approx = dot_i8(&q, codes) as f32 * meta.scale;
@@ -841,12 +870,13 @@ impl EmbeddedIndex {
         }
         let chosen = nearest_by_hamming(&dist, self.dim, candidates);
         let (q, _) = quantise(vector);
+        let all = st.codes.as_i8();
         let mut heap = BinaryHeap::with_capacity(keep + 1);
         for slot in chosen {
             let Some(meta) = &st.slots[slot] else {
                 continue;
             };
-            let codes = &st.codes[slot * self.dim..(slot + 1) * self.dim];
+            let codes = &all[slot * self.dim..(slot + 1) * self.dim];
             let approx = dot_i8(&q, codes) as f32 * meta.scale;
             push_top_k(&mut heap, keep, Scored(approx, slot));
         }
@@ -1082,6 +1112,49 @@ mod tests {
     }
 
     #[test]
+    fn mapped_codes_grow_in_steps_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let dim = 16;
+        let i8_len = || {
+            std::fs::metadata(dir.path().join("vectors.i8"))
+                .unwrap()
+                .len()
+        };
+        {
+            let idx = EmbeddedIndex::open(dir.path(), dim, "v").unwrap();
+            // One at a time, past the first 256-slot step: each new point must
+            // be searchable at once, through a map that was grown for it.
+            for i in 0..300u64 {
+                let v = unit(i, dim);
+                idx.upsert_sync(vec![point(&format!("p{i}"), "c", 1.0, v.clone())])
+                    .unwrap();
+                let hits = idx.search_sync(&v, &Filter::default(), 1).unwrap();
+                assert_eq!(hits[0].payload.product_id, format!("p{i}"));
+            }
+            // Grown by doubling (256 slots, then 512), not point by point.
+            assert_eq!(i8_len(), (512 * dim) as u64);
+        }
+        // Reopened with a file longer than the slots in use: same contents.
+        let idx = EmbeddedIndex::open(dir.path(), dim, "v").unwrap();
+        assert_eq!(idx.len(), 300);
+        for i in [0u64, 255, 256, 299] {
+            let hits = idx
+                .search_sync(&unit(i, dim), &Filter::default(), 1)
+                .unwrap();
+            assert_eq!(hits[0].payload.product_id, format!("p{i}"));
+        }
+        drop(idx);
+        // A vectors file shorter than the log says is an error, not a crash.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("vectors.i8"))
+            .unwrap();
+        f.set_len((100 * dim) as u64).unwrap();
+        let err = EmbeddedIndex::open(dir.path(), dim, "v").err().unwrap();
+        assert!(err.to_string().contains("vectors.i8"), "{err}");
+    }
+
+    #[test]
     fn int8_scan_with_rescoring_matches_exact_search() {
         let dir = tempfile::tempdir().unwrap();
         let dim = 64;
@@ -1289,7 +1362,7 @@ mod tests {
         // Codes kept up to date by upserts are the codes a rebuild gives.
         let check = |idx: &EmbeddedIndex| {
             let st = idx.read_state();
-            let rebuilt = all_binary_codes(dim, &st.codes, &st.slots, &st.reference);
+            let rebuilt = all_binary_codes(dim, st.codes.as_i8(), &st.slots, &st.reference);
             for (slot, live) in st.live.iter().enumerate() {
                 assert_eq!(*live, st.slots[slot].is_some());
                 if *live {
@@ -1312,7 +1385,7 @@ mod tests {
         check(&idx);
         {
             let st = idx.read_state();
-            let (want, n) = mean_reference(dim, &st.codes, &st.slots);
+            let (want, n) = mean_reference(dim, st.codes.as_i8(), &st.slots);
             assert_eq!(n, 3000);
             assert_eq!((&st.reference, st.reference_live), (&want, n));
         }

@@ -7,6 +7,7 @@
 //! [`Filter`]s.
 
 pub mod embedded;
+mod mapped;
 pub mod qdrant;
 pub mod reindex;
 
