@@ -23,12 +23,12 @@
 //!    are large or small in every image.
 //!    The `max(100 · limit, 1000)` nearest by Hamming distance go on.
 //! 2. **int8 rescoring** of those with the int8 codes (one byte per
-//!    dimension, per-vector scale, 128 MB at 100k, in memory); the best
-//!    `max(8 · limit, 64)` go on.
+//!    dimension, per-vector scale, 128 MB at 100k), read through a memory
+//!    map of `vectors.i8` (`index/mapped.rs`): page cache, not heap; the
+//!    best `max(8 · limit, 64)` go on.
 //! 3. **f32 rescoring** with the exact vectors, read from `vectors.f32` with
-//!    positioned reads: those pages stay in the OS page cache, so
-//!    full-precision vectors cost no heap, and `mmap` (and the `unsafe` it
-//!    needs) is unnecessary.
+//!    positioned reads: a few dozen per query, so a map would buy nothing,
+//!    and those pages stay in the page cache too.
 //!
 //! Searches with a category or price condition skip stage 1 and scan the
 //! int8 codes of the matching points, exactly as before the binary stage:
@@ -67,6 +67,9 @@
 //! - `index.json`: format, dimension and model version. Opening an index of
 //!   another model version fails: vectors of two models never mix.
 //! - `vectors.f32`, `vectors.i8`: fixed-size records by slot number.
+//!   `vectors.i8` is pre-extended in doubling steps (its tail past the last
+//!   slot is zeros no slot references), so its map is replaced O(log n)
+//!   times as the index grows.
 //! - `points.log`: append-only JSON lines, `put` (slot, scale, payload) and
 //!   `del` (id). Replayed at open; compacted when mostly dead.
 //!
