@@ -25,35 +25,16 @@ use vitrine::index::{
     embedded::{Plan, dot_f32},
 };
 
-const DIM: usize = 1280;
+mod common;
+use common::{DIM, Rng, load_average, normalise};
+
 const CATEGORIES: [&str; 8] = ["a", "b", "c", "d", "e", "f", "g", "h"];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
 
 /// `n` vectors around 200 centres.
 fn clustered(n: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
-    let centres: Vec<Vec<f32>> = (0..200)
-        .map(|_| (0..DIM).map(|_| rng.next().powi(3)).collect())
-        .collect();
+    let centres = common::centres(rng);
     (0..n)
-        .map(|i| {
-            let c = &centres[i % centres.len()];
-            normalise(c.iter().map(|x| (x + 0.15 * rng.next()).max(0.0)).collect())
-        })
+        .map(|i| common::around(&centres[i % centres.len()], rng))
         .collect()
 }
 
@@ -286,15 +267,6 @@ fn interleaved(label: &str, index: &EmbeddedIndex, vectors: &[Vec<f32>], filter:
         p(0.5),
         p(0.99)
     );
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn bench(c: &mut Criterion) {

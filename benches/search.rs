@@ -40,33 +40,11 @@ use vitrine::{
     },
 };
 
-const DIM: usize = 1280;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 40) as f32 / (1u64 << 24) as f32
-    }
-}
-
-fn normalise(mut v: Vec<f32>) -> Vec<f32> {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|x| *x /= n);
-    v
-}
+mod common;
+use common::{DIM, Rng, centres, load_average};
 
 fn synthetic(i: usize, centres: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
-    let c = &centres[i % centres.len()];
-    normalise(c.iter().map(|x| (x + 0.15 * rng.next()).max(0.0)).collect())
-}
-
-fn centres(rng: &mut Rng) -> Vec<Vec<f32>> {
-    (0..200)
-        .map(|_| (0..DIM).map(|_| rng.next().powi(3)).collect())
-        .collect()
+    common::around(&centres[i % centres.len()], rng)
 }
 
 /// Fraction of exact zeros, mean over dimensions of (std / mean) across
@@ -133,15 +111,6 @@ fn memory() -> String {
         })
         .collect();
     format!("{{{}}}", fields.join(","))
-}
-
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// p50, p90, p99 and max of latencies in milliseconds (nearest rank).

@@ -53,10 +53,12 @@ for arg in "$@"; do
   esac
 done
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+NAME=bench.sh
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 log "assets"
-scripts/fetch-assets.sh --check >/dev/null 2>&1 || scripts/fetch-assets.sh
+ensure_assets
 
 log "python venv ($VENV)"
 if ! "$VENV/bin/python" -c 'import onnxruntime, numpy, PIL, matplotlib' 2>/dev/null; then
@@ -65,13 +67,7 @@ if ! "$VENV/bin/python" -c 'import onnxruntime, numpy, PIL, matplotlib' 2>/dev/n
 fi
 PY="$VENV/bin/python"
 
-if [[ -n "${VITRINE_BIN:-}" ]]; then
-  BIN="$VITRINE_BIN"
-else
-  log "build: cargo build --release --bin vitrine"
-  nice cargo build --release --bin vitrine
-  BIN="${CARGO_TARGET_DIR:-target}/release/vitrine"
-fi
+vitrine_bin
 
 mkdir -p "$OUT"
 RUN="$OUT/bench-$(date +%Y%m%d-%H%M%S).jsonl"

@@ -32,54 +32,29 @@ OUT="${BENCH_OUT:-target/bench}"
 PG_URL=""
 [[ "${DATABASE_URL:-}" == postgres://* || "${DATABASE_URL:-}" == postgresql://* ]] && PG_URL="$DATABASE_URL"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'loadtest: %s\n' "$*" >&2; exit 1; }
+NAME=loadtest
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
-scripts/fetch-assets.sh --check >/dev/null 2>&1 || scripts/fetch-assets.sh
-if [[ -n "${VITRINE_BIN:-}" ]]; then
-  BIN="$VITRINE_BIN"
-else
-  log "build: cargo build --release --bin vitrine"
-  nice cargo build --release --bin vitrine
-  BIN="${CARGO_TARGET_DIR:-target}/release/vitrine"
-fi
-BIN="$(realpath "$BIN")"
+ensure_assets
+vitrine_bin
 mkdir -p "$OUT"
 RUN="$(realpath "$OUT")/loadtest-$(date +%Y%m%d-%H%M%S).jsonl"
 URL="http://127.0.0.1:$PORT"
 SECRET="lt$(openssl rand -hex 24)"
 ADMIN="adm$(openssl rand -hex 24)"
-SERVER_PID=""
 
 cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_server
   if [[ -n "${DATA:-}" ]]; then rm -rf "$DATA"; fi
 }
 trap cleanup EXIT
 
-# start_server DATABASE_URL: starts `vitrine serve`, waits until /api/v1/health is 200,
-# sets SERVER_PID and READY_S (seconds from spawn to the first healthy answer).
-start_server() {
-  local db="$1" t0 i
-  if curl -s -o /dev/null "$URL/api/v1/webhooks/health"; then die "something already listens on $URL"; fi
-  t0=$(date +%s.%N)
-  env VITRINE_DATA_DIR="$DATA" DATABASE_URL="$db" WEBHOOK_SECRET="$SECRET" \
-    VITRINE_ADMIN_TOKEN="$ADMIN" VITRINE_BIND="127.0.0.1:$PORT" VITRINE_LOG_FORMAT=json \
-    VITRINE_MODEL_DIR="$ROOT/models/effnet-lite0" \
-    "$BIN" serve >>"$DATA/serve.log" 2>&1 &
-  SERVER_PID=$!
-  for i in $(seq 1 3000); do
-    if curl -sf -o /dev/null "$URL/api/v1/health"; then
-      READY_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
-      return 0
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$DATA/serve.log" >&2; die "vitrine serve exited"; }
-    sleep 0.01
-  done
-  die "vitrine serve did not become healthy in 30 s"
+# start DATABASE_URL: `vitrine serve` on $URL with the data dir $DATA and that database.
+start() {
+  start_server "$DATA/serve.log" VITRINE_DATA_DIR="$DATA" DATABASE_URL="$1" \
+    WEBHOOK_SECRET="$SECRET" VITRINE_ADMIN_TOKEN="$ADMIN" VITRINE_BIND="127.0.0.1:$PORT" \
+    VITRINE_LOG_FORMAT=json VITRINE_MODEL_DIR="$ROOT/models/effnet-lite0"
 }
 
 stored_events() {
@@ -87,34 +62,27 @@ stored_events() {
     python3 -c 'import json,sys; print(json.load(sys.stdin)["pagination"]["total"])'
 }
 
-mem() { # pid -> JSON object of the memory lines of /proc/pid/status, in MB
-  awk '/^(VmRSS|RssAnon|RssFile|RssShmem|VmHWM):/ {printf "%s\"%s_mb\":%.1f", (n++ ? "," : "{"), $1, $2/1024} END {print "}"}' \
-    "/proc/$1/status" | sed 's/:_mb/_mb/g'
-}
-
 run_backend() { # label, database URL ("" = SQLite in the data dir)
   local label="$1" db="$2" before after report ready1 mem_after acked
   DATA="$(mktemp -d /tmp/vitrine-loadtest.XXXXXX)"
   [[ -z "$db" ]] && db="sqlite://$DATA/vitrine.db"
   log "$label: vitrine serve on $URL (data $DATA)"
-  start_server "$db"
+  start "$db"
   ready1="$READY_S"
   before=$(stored_events)
   log "$label: vitrine bench intake, $CONNECTIONS connections, $REPS x ${DURATION}s per phase"
   report=$("$BIN" bench intake --url "$URL" --secret "$SECRET" --connections "$CONNECTIONS" \
     --seconds "$DURATION" --reps "$REPS" --server-pid "$SERVER_PID")
   printf '%s\n' "$report" | sed '$d' >&2
-  mem_after=$(mem "$SERVER_PID")
+  mem_after=$(proc_mem "$SERVER_PID")
   acked=$(printf '%s\n' "$report" | tail -1 | python3 -c 'import json,sys; r=json.load(sys.stdin); print(sum(x["ok"] for x in r["webhook"]["runs"]))')
 
   log "$label: kill -9 the server, start it again, count the stored events"
   kill -KILL "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true
-  start_server "$db"
+  start "$db"
   after=$(stored_events)
-  kill -TERM "$SERVER_PID"
-  wait "$SERVER_PID" 2>/dev/null || true
-  SERVER_PID=""
+  stop_server
   local kept=$((after - before))
   printf '%s\n' "$report" | tail -1 | python3 -c '
 import json, sys

@@ -27,27 +27,17 @@ PORT="${PORT:-18081}"
 OUT="${BENCH_OUT:-target/bench}"
 URL="http://127.0.0.1:$PORT"
 
-log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'memtest: %s\n' "$*" >&2; exit 1; }
+NAME=memtest
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
-scripts/fetch-assets.sh --check >/dev/null 2>&1 || scripts/fetch-assets.sh
-if [[ -n "${VITRINE_BIN:-}" ]]; then
-  BIN="$VITRINE_BIN"
-else
-  log "build: cargo build --release --bin vitrine"
-  nice cargo build --release --bin vitrine
-  BIN="${CARGO_TARGET_DIR:-target}/release/vitrine"
-fi
-BIN="$(realpath "$BIN")"
+ensure_assets
+vitrine_bin
 mkdir -p "$OUT"
 RUN="$(realpath "$OUT")/memtest-$(date +%Y%m%d-%H%M%S).jsonl"
 WORK="$(mktemp -d /tmp/vitrine-memtest.XXXXXX)"
-SERVER_PID=""
 cleanup() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  stop_server
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,35 +61,13 @@ with open(path, "w") as f:
 EOF
 "$BIN" import "$WORK/demo/catalog.jsonl" >/dev/null
 
-metric() { curl -sf "$URL/api/v1/metrics" | awk -v m="$1" '$1 == m {print int($2)}'; }
-status_mb() {
-  awk '/^(VmRSS|RssAnon|RssFile|VmHWM):/ {printf "%s\"%s_mb\":%.1f", (n++ ? "," : "{"), $1, $2/1024} END {print "}"}' \
-    "/proc/$SERVER_PID/status" | sed 's/:_mb/_mb/g'
-}
-# start: runs `vitrine serve`, sets SERVER_PID and READY_S (spawn to first healthy answer).
-start() {
-  local t0 i
-  curl -s -o /dev/null "$URL/api/v1/health" && die "something already listens on $URL"
-  t0=$(date +%s.%N)
-  "$BIN" serve >>"$WORK/serve.log" 2>&1 &
-  SERVER_PID=$!
-  for i in $(seq 1 3000); do
-    if curl -sf -o /dev/null "$URL/api/v1/health"; then
-      READY_S=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.3f", b - a }')
-      return 0
-    fi
-    kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$WORK/serve.log" >&2; die "vitrine serve exited"; }
-    sleep 0.01
-  done
-  die "not ready after 30 s"
-}
-
 log "serve: embedding and indexing $PRODUCTS products"
-start
+start_server "$WORK/serve.log"
 t0=$(date +%s)
 while :; do
-  points=$(metric visual_search_index_points || echo 0)
-  pending=$(curl -sf "$URL/api/v1/metrics" | awk '/^visual_search_inbox_events\{status="(pending|processing|retrying)"\}/ {s += $2} END {print int(s)}')
+  metrics=$(curl -sf "$URL/api/v1/metrics" || true)
+  points=$(awk '$1 == "visual_search_index_points" {print int($2)}' <<<"$metrics")
+  pending=$(awk '/^visual_search_inbox_events\{status="(pending|processing|retrying)"\}/ {s += $2} END {print int(s)}' <<<"$metrics")
   printf '\r  indexed %s / %s, in the inbox %s   ' "${points:-0}" "$PRODUCTS" "${pending:-?}" >&2
   [[ "${points:-0}" -ge "$PRODUCTS" && "${pending:-1}" -eq 0 ]] && break
   kill -0 "$SERVER_PID" 2>/dev/null || die "vitrine serve exited"
@@ -108,7 +76,7 @@ done
 elapsed=$(( $(date +%s) - t0 ))
 echo >&2
 sleep 3 # let allocator caches settle after the last batch
-mem_rest=$(status_mb)
+mem_rest=$(proc_mem "$SERVER_PID")
 log "memory at rest with $PRODUCTS products: $mem_rest"
 
 log "$SEARCHES similar-by-product searches"
@@ -116,13 +84,13 @@ for i in $(seq 1 "$SEARCHES"); do
   curl -sf -o /dev/null "$URL/api/v1/products/mem-$(printf '%06d' $(( (i * 7919) % PRODUCTS )))/similar?limit=10" \
     || die "search $i failed"
 done
-mem_search=$(status_mb)
+mem_search=$(proc_mem "$SERVER_PID")
 log "memory after the searches: $mem_search"
 
 log "restart on the same data"
-kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-start
-mem_restart=$(status_mb)
+stop_server
+start_server "$WORK/serve.log"
+mem_restart=$(proc_mem "$SERVER_PID")
 log "ready in ${READY_S}s; memory right after: $mem_restart"
 
 python3 - "$PRODUCTS" "$elapsed" "$READY_S" "$mem_rest" "$mem_search" "$mem_restart" <<'EOF' | tee -a "$RUN"

@@ -146,7 +146,7 @@ fn insert_sql(rows: usize) -> String {
 /// task id it has and whether it was a duplicate. The unique constraint
 /// decides duplicates, also between two copies inside one group: the first
 /// copy's row is inserted, the second conflicts with it and is skipped.
-pub(super) async fn insert_group(
+async fn insert_group(
     db: &Db,
     max_retries: i64,
     events: &[&NewEvent],
@@ -161,16 +161,18 @@ pub(super) async fn insert_group(
     let sql = insert_sql(events.len());
     let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for (id, e) in ids.iter().zip(events) {
+        // Borrowed, not cloned: payloads can be large, and this is the
+        // intake's hot path.
         q = q
-            .bind(id.clone())
-            .bind(e.provider.clone())
-            .bind(e.external_id.clone())
-            .bind(e.event_type.clone())
-            .bind(e.event_subtype.clone())
-            .bind(e.entity_type.clone())
-            .bind(e.entity_id.clone())
+            .bind(id.as_str())
+            .bind(e.provider.as_str())
+            .bind(e.external_id.as_str())
+            .bind(e.event_type.as_str())
+            .bind(e.event_subtype.as_deref())
+            .bind(e.entity_type.as_deref())
+            .bind(e.entity_id.as_deref())
             .bind(max_retries)
-            .bind(e.payload.clone())
+            .bind(e.payload.as_str())
             .bind(now);
     }
     let stored: std::collections::HashSet<String> =
