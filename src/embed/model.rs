@@ -303,6 +303,40 @@ mod tests {
         assert_eq!(l2_normalised(&[0.0, 0.0]), vec![0.0, 0.0]);
     }
 
+    /// A batch is run in slices of `MAX_RUN` per session: the rows must come
+    /// back complete and in order, equal to embedding each image alone.
+    #[test]
+    fn batches_sliced_into_runs_match_single_images() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut settings = crate::Settings::for_data_dir(std::env::temp_dir());
+        settings.model_dir = root.join("models/effnet-lite0");
+        settings.embed_threads = 2;
+        let embedder = crate::app::load_embedder(&settings)
+            .expect("model and ONNX Runtime; run scripts/fetch-assets.sh");
+        // 7 distinct samples: more than threads × MAX_RUN, and uneven.
+        let sample = embedder.sample_len();
+        let n = 7;
+        let tensor: Vec<f32> = (0..n * sample)
+            .map(|i| ((i % 251) as f32 / 125.0 - 1.0) * ((i / sample) as f32 + 1.0) / n as f32)
+            .collect();
+        let batch = embedder.infer(&tensor, n).unwrap();
+        assert_eq!(batch.len(), n);
+        for (i, row) in batch.iter().enumerate() {
+            let alone = embedder
+                .infer(&tensor[i * sample..(i + 1) * sample], 1)
+                .unwrap()
+                .remove(0);
+            let cos: f32 = row.iter().zip(&alone).map(|(a, b)| a * b).sum();
+            assert!(
+                cos > 0.9999,
+                "row {i}: cosine {cos} with the image embedded alone"
+            );
+        }
+        // Different inputs, different rows: a misordered slice would show.
+        let cos06: f32 = batch[0].iter().zip(&batch[6]).map(|(a, b)| a * b).sum();
+        assert!(cos06 < 0.9999, "rows 0 and 6 are identical");
+    }
+
     #[test]
     fn a_missing_runtime_names_the_script() {
         let err = resolve_ort_library("/nonexistent/libonnxruntime.so", Path::new("."))
