@@ -221,9 +221,9 @@ fn bench_stages(c: &mut Criterion) {
 
 fn load_embedder(threads: usize) -> Embedder {
     let mut s = Settings::for_data_dir(std::env::temp_dir());
-    s.model_dir = root().join("models/effnet-lite0");
-    s.embed_threads = threads;
-    vitrine::app::load_embedder(&s).expect("model and ONNX Runtime; run scripts/fetch-assets.sh")
+    s.embed.model_dir = root().join("models/effnet-lite0");
+    s.embed.threads = threads;
+    Embedder::from_settings(&s.embed).expect("model and ONNX Runtime; run scripts/fetch-assets.sh")
 }
 
 fn bench_embed(c: &mut Criterion) {

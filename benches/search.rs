@@ -238,8 +238,8 @@ fn main() {
     };
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut settings = Settings::for_data_dir(std::env::temp_dir());
-    settings.model_dir = root.join("models/effnet-lite0");
-    let embedder = vitrine::app::load_embedder(&settings)
+    settings.embed.model_dir = root.join("models/effnet-lite0");
+    let embedder = vitrine::embed::Embedder::from_settings(&settings.embed)
         .expect("model and ONNX Runtime; run scripts/fetch-assets.sh");
     let manifest = embedder.info().manifest.clone();
     let mut photos: Vec<Vec<u8>> = std::fs::read_dir(root.join("tests/data/photos"))
@@ -251,7 +251,13 @@ fn main() {
     photos.sort();
     assert!(!photos.is_empty(), "no JPEG photos in tests/data/photos");
     let mut tensor = vec![0f32; embedder.sample_len()];
-    preprocess::preprocess(&photos[0], &manifest, settings.max_pixels, &mut tensor).unwrap();
+    preprocess::preprocess(
+        &photos[0],
+        &manifest,
+        settings.embed.max_pixels,
+        &mut tensor,
+    )
+    .unwrap();
     // Warm-up: the first ORT runs allocate.
     for _ in 0..3 {
         embedder.infer(&tensor, 1).unwrap();

@@ -113,10 +113,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         } => {
             let mut settings = Settings::load()?;
             if let Some(b) = batch {
-                settings.embed_batch = b.max(1);
+                settings.embed.batch = b.max(1);
             }
             if let Some(t) = threads {
-                settings.embed_threads = t;
+                settings.embed.threads = t;
             }
             ingest(
                 &settings,
@@ -131,7 +131,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             .await?
         }
         BenchCommand::Resize { images, reps } => {
-            let max_pixels = Settings::load()?.max_pixels;
+            let max_pixels = Settings::load()?.embed.max_pixels;
             tokio::task::spawn_blocking(move || resize(&images, reps, max_pixels)).await??
         }
         BenchCommand::Intake {
@@ -323,7 +323,7 @@ pub async fn ingest(settings: &Settings, opts: &IngestOptions) -> anyhow::Result
     if opts.count == 0 || opts.reps == 0 {
         bail!("--count and --reps must be at least 1");
     }
-    let max_pixels = settings.max_pixels;
+    let max_pixels = settings.embed.max_pixels;
     let images = {
         let dir = opts.images.clone();
         tokio::task::spawn_blocking(move || load_images(&dir, max_pixels)).await??
@@ -351,11 +351,11 @@ pub async fn ingest(settings: &Settings, opts: &IngestOptions) -> anyhow::Result
     } else {
         opts.concurrency
     };
-    let batch = settings.embed_batch.max(1);
+    let batch = settings.embed.batch.max(1);
 
     let embedder = {
-        let s = settings.clone();
-        tokio::task::spawn_blocking(move || crate::app::load_embedder(&s)).await??
+        let s = settings.embed.clone();
+        tokio::task::spawn_blocking(move || crate::embed::Embedder::from_settings(&s)).await??
     };
     let threads = embedder.threads();
     let info = embedder.info().clone();

@@ -1,18 +1,14 @@
 //! The `vitrine` command: thin on purpose. It parses the command line, loads
-//! settings and hands over to the library.
+//! settings (flags are their last layer), starts logging and hands over to
+//! the library: `serve` to [`vitrine::Application`], the rest to
+//! [`vitrine::commands`].
 
-use std::{io::BufRead, path::PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use sha2::{Digest, Sha256};
-use vitrine::{
-    Application, Settings,
-    catalog::{self, RawEvent, sync},
-    http::signature,
-    inbox::NewEvent,
-};
+use vitrine::{Application, Settings, commands};
 
 #[derive(Parser)]
 #[command(
@@ -69,12 +65,17 @@ enum Command {
     },
 }
 
+/// Settings from every layer, with the flags on top.
 fn settings(data_dir: Option<PathBuf>) -> anyhow::Result<Settings> {
     let mut s = Settings::load()?;
     if let Some(d) = data_dir {
         s.data_dir = d;
     }
     Ok(s)
+}
+
+fn bar(template: &str) -> ProgressBar {
+    ProgressBar::new(0).with_style(ProgressStyle::with_template(template).expect("valid template"))
 }
 
 #[tokio::main]
@@ -94,38 +95,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { bind, data_dir } => {
             let mut s = settings(data_dir)?;
             if let Some(b) = bind {
-                s.bind = b;
+                s.server.bind = b;
             }
-            vitrine::telemetry::init_logs(&s.log_format);
-            if s.webhook_secret.is_empty() {
-                tracing::warn!("WEBHOOK_SECRET is not set: webhooks will be refused with 503");
-            }
+            vitrine::telemetry::init_logs(s.log_format);
             let app = Application::build(s).await?;
-            app.run_until_stopped(true).await
+            app.run_until(vitrine::app::shutdown_signal()).await
         }
-        Command::Import { file, data_dir } => import(settings(data_dir)?, &file).await,
+        Command::Import { file, data_dir } => {
+            let s = settings(data_dir)?;
+            let bar = bar("{bar:40} {pos}/{len} events  {msg}");
+            let shown = std::cell::Cell::new(0);
+            let report = commands::import::run(&s, &file, |line, total, r| {
+                bar.set_length(total as u64);
+                bar.set_position(line as u64);
+                for (n, why) in &r.invalid[shown.get()..] {
+                    bar.println(format!("line {n}: skipped: {why}"));
+                }
+                shown.set(r.invalid.len());
+                bar.set_message(format!(
+                    "{} queued, {} already there, {} invalid",
+                    r.queued,
+                    r.duplicates,
+                    r.invalid.len()
+                ));
+            })
+            .await?;
+            bar.finish();
+            println!(
+                "imported {}: {} queued, {} already queued, {} invalid; `vitrine serve` processes them",
+                file.display(),
+                report.queued,
+                report.duplicates,
+                report.invalid.len()
+            );
+            Ok(())
+        }
         Command::Sign { file, secret } => {
             let body =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let secret = match secret {
                 Some(s) => s,
                 None => settings(None)?
-                    .webhook_secrets()
+                    .bakai
+                    .webhook_secret
                     .first()
                     .map(|s| s.expose().to_string())
                     .context("no secret: pass --secret or set WEBHOOK_SECRET")?,
             };
-            println!("X-Webhook-Signature: {}", signature::sign(&secret, &body));
+            println!("X-Webhook-Signature: {}", commands::sign(&secret, &body));
             Ok(())
         }
         Command::Reindex { data_dir } => {
             let s = settings(data_dir)?;
-            vitrine::telemetry::init_logs(&s.log_format);
-            let bar = ProgressBar::new(0).with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} products  {eta} left")
-                    .expect("valid template"),
-            );
-            let report = vitrine::index::reindex::run(&s, |done, total| {
+            vitrine::telemetry::init_logs(s.log_format);
+            let bar = bar("{bar:40} {pos}/{len} products  {eta} left");
+            let report = commands::reindex::run(&s, |done, total| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
             })
@@ -145,91 +169,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Migrate { data_dir } => {
-            let s = settings(data_dir)?;
-            vitrine::app::open_inbox(&s).await?;
-            println!("migrations applied to {}", s.database_url());
+            let url = commands::migrate(&settings(data_dir)?).await?;
+            println!("migrations applied to {url}");
             Ok(())
         }
         Command::Bench { what } => vitrine::bench::run(what).await,
     }
-}
-
-/// Turns one JSONL line into an event body: events pass through; bare
-/// products become `product.created` with an id derived from the line, so
-/// importing the same file twice does not queue anything twice. The event
-/// time is the line's `updated_at` (or `timestamp`) when present, else now:
-/// an import then never overrides a newer change that arrived by webhook.
-fn line_to_event(line: &str) -> anyhow::Result<serde_json::Value> {
-    let v: serde_json::Value = serde_json::from_str(line).context("not valid JSON")?;
-    if v.get("event_type").is_some() {
-        return Ok(v);
-    }
-    let digest = hex::encode(&Sha256::digest(line.as_bytes())[..8]);
-    let id = v
-        .get("product_id")
-        .map(|p| p.to_string().trim_matches('"').to_string())
-        .unwrap_or_default();
-    Ok(serde_json::json!({
-        "event_type": "product.created",
-        "event_id": format!("import:{id}:{digest}"),
-        "timestamp": v.get("updated_at").or_else(|| v.get("timestamp")).cloned()
-            .unwrap_or_else(|| chrono::Utc::now().to_rfc3339().into()),
-        "data": v,
-    }))
-}
-
-async fn import(settings: Settings, file: &PathBuf) -> anyhow::Result<()> {
-    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
-    let lines: Vec<String> = std::io::BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()?;
-    let (_, inbox) = vitrine::app::open_inbox(&settings).await?;
-    let bar = ProgressBar::new(lines.len() as u64).with_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} events  {msg}").expect("valid template"),
-    );
-    let (mut queued, mut duplicates, mut bad) = (0, 0, 0);
-    for (n, line) in lines.iter().enumerate() {
-        bar.inc(1);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let checked = line_to_event(line).and_then(|body| {
-            let raw: RawEvent = serde_json::from_value(body.clone())?;
-            let ev = catalog::validate(raw)?;
-            Ok((ev, body))
-        });
-        let (ev, body) = match checked {
-            Ok(x) => x,
-            Err(e) => {
-                bad += 1;
-                bar.println(format!("line {}: skipped: {e:#}", n + 1));
-                continue;
-            }
-        };
-        let ins = inbox
-            .insert(NewEvent {
-                provider: sync::PROVIDER.into(),
-                external_id: ev.event_id.clone(),
-                event_type: ev.kind.as_str().into(),
-                event_subtype: Some(ev.kind.subtype().into()),
-                entity_type: Some(sync::ENTITY.into()),
-                entity_id: Some(ev.data.product_id.clone()),
-                payload: body.to_string(),
-            })
-            .await?;
-        if ins.duplicate {
-            duplicates += 1;
-        } else {
-            queued += 1;
-        }
-        bar.set_message(format!(
-            "{queued} queued, {duplicates} already there, {bad} invalid"
-        ));
-    }
-    bar.finish();
-    println!(
-        "imported {}: {queued} queued, {duplicates} already queued, {bad} invalid; `vitrine serve` processes them",
-        file.display()
-    );
-    Ok(())
 }

@@ -6,11 +6,11 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// Installs the log subscriber once; `RUST_LOG` overrides the default level.
-pub fn init_logs(format: &str) {
+pub fn init_logs(format: crate::config::LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,ort=warn,tower_http=info"));
     let registry = tracing_subscriber::registry().with(filter);
-    let _ = if format == "json" {
+    let _ = if format == crate::config::LogFormat::Json {
         registry.with(fmt::layer().json()).try_init()
     } else {
         registry.with(fmt::layer()).try_init()

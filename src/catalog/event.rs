@@ -8,6 +8,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::embed::ImageRef;
+
 /// What a product event asks Vitrine to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
@@ -46,15 +48,6 @@ impl EventKind {
     pub fn subtype(self) -> &'static str {
         &self.as_str()["product.".len()..]
     }
-}
-
-/// Where the product's image is: a key under `IMAGE_BASE_URL` (or, later, an
-/// S3 bucket), or an absolute URL given by the marketplace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ImageRef {
-    Key(String),
-    Url(String),
 }
 
 /// Product fields carried by an event. Everything but the id is optional:

@@ -26,7 +26,35 @@ use futures::StreamExt;
 use ipnet::IpNet;
 use url::Url;
 
-use crate::catalog::ImageRef;
+use crate::config::{FetchSettings, S3Settings};
+
+/// Where an image is: a key under the configured base (`IMAGE_BASE_URL`, or
+/// an S3 bucket), or an absolute URL given by the marketplace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageRef {
+    Key(String),
+    Url(String),
+}
+
+impl ImageRef {
+    /// The text stored for it (a product's `image_ref` column).
+    pub fn as_str(&self) -> &str {
+        match self {
+            ImageRef::Key(s) | ImageRef::Url(s) => s,
+        }
+    }
+
+    /// Reads back what [`ImageRef::as_str`] stored: absolute http(s) URLs
+    /// are URLs, anything else is a key.
+    pub fn from_stored(s: &str) -> Self {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            ImageRef::Url(s.to_string())
+        } else {
+            ImageRef::Key(s.to_string())
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum FetchError {
@@ -169,6 +197,43 @@ pub struct ImageFetcher {
 }
 
 impl ImageFetcher {
+    /// The fetcher the settings describe: HTTP/file under
+    /// `fetch.image_base_url`, plus S3 when an `[s3]` section is present.
+    pub async fn from_settings(
+        fetch: &FetchSettings,
+        s3: Option<&S3Settings>,
+    ) -> Result<Self, FetchError> {
+        let base_url = fetch.image_base_url.clone().map(|mut u| {
+            // `join` would replace the last segment of a base without '/'.
+            if !u.path().ends_with('/') {
+                let path = format!("{}/", u.path());
+                u.set_path(&path);
+            }
+            u
+        });
+        let fetcher = Self::new(FetchConfig {
+            base_url,
+            allow: AllowList::parse(fetch.allow.iter().map(String::as_str)),
+            connect_timeout: fetch.connect_timeout(),
+            timeout: fetch.timeout(),
+            max_bytes: fetch.max_bytes,
+        })?;
+        Ok(match s3 {
+            None => fetcher,
+            Some(s3) => fetcher.with_s3(
+                super::s3::S3Images::connect(super::s3::S3Config {
+                    bucket: s3.bucket.clone(),
+                    endpoint: s3.endpoint.clone(),
+                    region: s3.region.clone(),
+                    connect_timeout: fetch.connect_timeout(),
+                    timeout: fetch.timeout(),
+                    max_bytes: fetch.max_bytes,
+                })
+                .await,
+            ),
+        })
+    }
+
     pub fn new(mut cfg: FetchConfig) -> Result<Self, FetchError> {
         // rustls needs one process-wide crypto provider; ring is the one
         // compiled in (aws-lc would need cmake and clang). Installing it

@@ -15,7 +15,7 @@ use std::{sync::Arc, time::Instant};
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use fetch::{FetchError, ImageFetcher};
+pub use fetch::{FetchError, ImageFetcher, ImageRef};
 pub use manifest::ModelInfo;
 pub use model::Embedder;
 pub use preprocess::PreprocessError;

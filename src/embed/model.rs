@@ -41,9 +41,12 @@ static ORT_ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
 
 /// Finds the ONNX Runtime library: explicit setting first, then the
 /// locations the provisioning script uses.
-pub fn resolve_ort_library(explicit: &str, model_dir: &Path) -> Result<PathBuf, EmbedError> {
-    if !explicit.trim().is_empty() {
-        let p = PathBuf::from(explicit.trim());
+pub fn resolve_ort_library(
+    explicit: Option<&Path>,
+    model_dir: &Path,
+) -> Result<PathBuf, EmbedError> {
+    if let Some(p) = explicit {
+        let p = p.to_path_buf();
         return if p.is_file() {
             Ok(p)
         } else {
@@ -117,6 +120,14 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    /// Loads the model that `[embed]` describes, resolving the ONNX Runtime
+    /// library. Blocking (it reads and optimises the model).
+    pub fn from_settings(s: &crate::config::EmbedSettings) -> Result<Self, EmbedError> {
+        let info = ModelInfo::load(&s.model_dir)?;
+        let dylib = resolve_ort_library(s.ort_dylib_path.as_deref(), &s.model_dir)?;
+        Self::load(info, &dylib, s.threads(), s.max_pixels)
+    }
+
     pub fn load(
         info: ModelInfo,
         ort_dylib: &Path,
@@ -308,10 +319,12 @@ mod tests {
     #[test]
     fn batches_sliced_into_runs_match_single_images() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let mut settings = crate::Settings::for_data_dir(std::env::temp_dir());
-        settings.model_dir = root.join("models/effnet-lite0");
-        settings.embed_threads = 2;
-        let embedder = crate::app::load_embedder(&settings)
+        let settings = crate::config::EmbedSettings {
+            model_dir: root.join("models/effnet-lite0"),
+            threads: 2,
+            ..Default::default()
+        };
+        let embedder = Embedder::from_settings(&settings)
             .expect("model and ONNX Runtime; run scripts/fetch-assets.sh");
         // 7 distinct samples: more than threads × MAX_RUN, and uneven.
         let sample = embedder.sample_len();
@@ -339,9 +352,12 @@ mod tests {
 
     #[test]
     fn a_missing_runtime_names_the_script() {
-        let err = resolve_ort_library("/nonexistent/libonnxruntime.so", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let err = resolve_ort_library(
+            Some(Path::new("/nonexistent/libonnxruntime.so")),
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("scripts/fetch-assets.sh"), "{err}");
     }
 }

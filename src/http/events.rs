@@ -3,7 +3,7 @@
 
 use axum::{
     Json,
-    extract::{Path, Query, Request, State, rejection::QueryRejection},
+    extract::{Path, Request, State},
     http::header::AUTHORIZATION,
     middleware::Next,
     response::Response,
@@ -13,22 +13,27 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{app::AppState, error::ApiError, inbox::EventQuery};
+use super::{extract::ApiQuery, state::AdminState};
+use crate::{error::ApiError, inbox::EventQuery};
 
 pub const STATUSES: [&str; 5] = ["pending", "processing", "completed", "failed", "retrying"];
 
 /// Middleware: the admin API fails closed when no token is configured.
 pub async fn require_admin(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = st.settings.admin_token.expose();
-    if token.trim().is_empty() {
+    let Some(token) = st
+        .token
+        .as_ref()
+        .map(|t| t.expose())
+        .filter(|t| !t.trim().is_empty())
+    else {
         return Err(ApiError::Unavailable(
             "the admin API is disabled: set VITRINE_ADMIN_TOKEN".into(),
         ));
-    }
+    };
     let given = req
         .headers()
         .get(AUTHORIZATION)
@@ -81,12 +86,9 @@ fn nonempty(s: Option<String>) -> Option<String> {
 
 /// `GET /api/v1/events`
 pub async fn list(
-    State(st): State<AppState>,
-    q: Result<Query<ListParams>, QueryRejection>,
+    State(st): State<AdminState>,
+    ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(p) = q.map_err(|e| {
-        ApiError::BadRequest(format!("invalid query parameters: {}", e.body_text()))
-    })?;
     let status = nonempty(p.status);
     if let Some(s) = &status
         && !STATUSES.contains(&s.as_str())
@@ -121,7 +123,7 @@ pub async fn list(
 
 /// `GET /api/v1/events/{id}`: with the full payload.
 pub async fn get(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let rec = st.inbox.get(&id).await?;
@@ -130,7 +132,7 @@ pub async fn get(
 
 /// `POST /api/v1/events/{id}/retry`
 pub async fn retry(
-    State(st): State<AppState>,
+    State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let rec = st.inbox.retry(&id).await?;

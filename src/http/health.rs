@@ -3,13 +3,14 @@
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::{Value, json};
 
-use crate::{app::AppState, db};
+use super::state::AppState;
+use crate::db;
 
 /// `GET /api/v1/health`: database, index and model. 503 when a dependency
 /// is down, so a load balancer stops sending traffic.
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match db::ping(&st.db).await {
-        Ok(()) => json!({ "status": "ok" }),
+        Ok(()) => json!({ "status": "ok", "engine": st.db.backend.name() }),
         Err(e) => json!({ "status": "error", "error": e.to_string() }),
     };
     let info = st.index.info();
@@ -43,6 +44,26 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
             "model": model,
         })),
     )
+}
+
+/// `GET /api/v1/webhooks/health`: which providers are mounted, and their
+/// state (never a secret).
+pub async fn webhooks(State(st): State<AppState>) -> Json<Value> {
+    let names: Vec<&str> = st.providers.iter().map(|(n, _)| *n).collect();
+    let mut body = json!({
+        "status": "healthy",
+        "service": "webhooks",
+        "providers": names,
+        "timestamp": chrono::Utc::now().to_rfc3339(),
+    });
+    for (name, status) in st.providers.iter() {
+        body[*name] = status.clone();
+    }
+    // Kept from when BakaiMarket was the only provider.
+    if let Some(b) = st.providers.iter().find(|(n, _)| *n == "bakai") {
+        body["secret_configured"] = b.1["secret_configured"].clone();
+    }
+    Json(body)
 }
 
 /// `GET /api/v1/metrics`: Prometheus text. Gauges that describe stored state

@@ -1,26 +1,36 @@
-//! HTTP routes per capability, plus request metrics labelled by matched
-//! route (never the raw path, which would explode label cardinality).
+//! The HTTP edge: the core routes (search, admin event API, health,
+//! metrics), the extractors and body readers every route shares
+//! ([`extract`]), HMAC signatures ([`signature`]), and request metrics
+//! labelled by matched route (never the raw path, which would explode label
+//! cardinality).
+//!
+//! Providers bring their own routes (see [`crate::provider`]); [`router`]
+//! merges them under the same layers.
 
-pub mod events;
-pub mod health;
-pub mod products;
+pub(crate) mod events;
+pub mod extract;
+pub(crate) mod health;
+pub(crate) mod search;
 pub mod signature;
-pub mod webhook;
+pub mod state;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::StatusCode,
     middleware::{self, Next},
     response::Response,
     routing::{get, post},
 };
-use tower_http::trace::TraceLayer;
+use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
-use crate::app::AppState;
+pub use state::AppState;
 
-pub fn router(state: AppState) -> Router {
+/// The whole application's routes: the core ones plus each provider's,
+/// with metrics, tracing and the request timeout around all of them.
+pub fn router(state: AppState, providers: Vec<Router>, request_timeout: Duration) -> Router {
     let admin = Router::new()
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/{id}", get(events::get))
@@ -29,22 +39,27 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             events::require_admin,
         ));
-    let image_limit = state.settings.fetch_max_bytes + 64 * 1024;
-    Router::new()
-        .route("/api/v1/webhooks/bakai", post(webhook::bakai))
-        .route("/api/v1/webhooks/health", get(webhook::health))
-        .route("/api/v1/products/{id}", get(products::get))
-        .route("/api/v1/products/{id}/similar", get(products::similar))
+    let upload_limit = state.max_upload_bytes + 64 * 1024;
+    let mut app = Router::new()
+        .route("/api/v1/webhooks/health", get(health::webhooks))
+        .route("/api/v1/products/{id}/similar", get(search::similar))
         .route(
             "/api/v1/search/image",
-            post(products::by_image).layer(DefaultBodyLimit::max(image_limit)),
+            post(search::by_image).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/api/v1/health", get(health::health))
         .route("/api/v1/metrics", get(health::metrics))
         .merge(admin)
-        .layer(middleware::from_fn(track_metrics))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    for p in providers {
+        app = app.merge(p);
+    }
+    app.layer(TimeoutLayer::with_status_code(
+        StatusCode::REQUEST_TIMEOUT,
+        request_timeout,
+    ))
+    .layer(middleware::from_fn(track_metrics))
+    .layer(TraceLayer::new_for_http())
 }
 
 async fn track_metrics(req: Request, next: Next) -> Response {

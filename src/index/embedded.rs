@@ -1406,3 +1406,25 @@ mod tests {
         assert_eq!(nearest_by_hamming(&dist, 4, 9), vec![0, 2, 3, 4, 5, 6]);
     }
 }
+
+#[allow(clippy::items_after_test_module)] // TEMP(merge)
+mod live_tmp {
+    use std::path::Path;
+    /// Name of the live embedded index folder, kept in `<root>/LIVE`.
+    pub fn read_live(root: &Path) -> Option<String> {
+        std::fs::read_to_string(root.join("LIVE"))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Atomically points `<root>/LIVE` at `dir_name`.
+    pub fn set_live(root: &Path, dir_name: &str) -> std::io::Result<()> {
+        std::fs::create_dir_all(root)?;
+        let tmp = root.join("LIVE.tmp");
+        std::fs::write(&tmp, format!("{dir_name}\n"))?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, root.join("LIVE"))
+    }
+}
+pub use live_tmp::{read_live, set_live};

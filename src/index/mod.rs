@@ -9,7 +9,6 @@
 pub mod embedded;
 mod mapped;
 pub mod qdrant;
-pub mod reindex;
 
 use serde::{Deserialize, Serialize};
 

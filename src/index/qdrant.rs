@@ -25,26 +25,13 @@ use qdrant_client::{
 };
 
 use super::{Filter, Hit, IndexError, IndexInfo, Payload, Point, VectorIndex};
+use crate::config::QdrantSettings;
 
 /// UUIDv5 namespace for product ids (a fixed, random UUID).
 const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6a0f_41c2_9d5e_4b8a_a1f3_27c9_0e5d_7b14);
 
 pub fn point_id(product_id: &str) -> String {
     uuid::Uuid::new_v5(&NAMESPACE, product_id.as_bytes()).to_string()
-}
-
-#[derive(Debug, Clone)]
-pub struct QdrantConfig {
-    /// gRPC URL (port 6334 by default).
-    pub url: String,
-    /// REST URL (port 6333 by default); empty derives it from `url` by
-    /// taking the port below the gRPC one.
-    pub rest_url: String,
-    pub api_key: Option<String>,
-    /// The alias that names the live collection; also the collection prefix.
-    pub alias: String,
-    pub shards: u32,
-    pub replication: u32,
 }
 
 pub struct QdrantIndex {
@@ -85,7 +72,7 @@ impl QdrantIndex {
     /// Connects and makes sure this model version's collection exists with
     /// its payload indexes. Creates the alias if there is none yet.
     pub async fn open(
-        cfg: &QdrantConfig,
+        cfg: &QdrantSettings,
         model_name: &str,
         dim: usize,
         model_version: &str,
@@ -93,20 +80,20 @@ impl QdrantIndex {
         // The REST client below needs rustls' process-wide provider (ring).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Qdrant::from_url(&cfg.url).skip_compatibility_check();
-        if let Some(key) = &cfg.api_key {
+        let api_key = cfg.api_key.as_ref().map(|k| k.expose().to_string());
+        if let Some(key) = &api_key {
             builder = builder.api_key(key.clone());
         }
         let client = builder.build().map_err(backend)?;
         let collection = collection_name(&cfg.alias, model_name, model_version);
-        let rest_url = if cfg.rest_url.is_empty() {
-            derive_rest_url(&cfg.url)?
-        } else {
-            cfg.rest_url.clone()
+        let rest_url = match &cfg.rest_url {
+            Some(u) => u.clone(),
+            None => derive_rest_url(&cfg.url)?,
         };
         let index = Self {
             client,
             rest_url,
-            api_key: cfg.api_key.clone(),
+            api_key,
             http: reqwest::Client::new(),
             collection,
             alias: cfg.alias.clone(),
@@ -124,7 +111,7 @@ impl QdrantIndex {
         &self.collection
     }
 
-    async fn ensure_collection(&self, cfg: &QdrantConfig) -> Result<(), IndexError> {
+    async fn ensure_collection(&self, cfg: &QdrantSettings) -> Result<(), IndexError> {
         if self
             .client
             .collection_exists(&self.collection)

@@ -99,8 +99,8 @@ async fn import_queues_a_catalog_once_and_serve_indexes_it() {
     let settings = test_settings(tmp.path(), &images).await;
     let run = || {
         let mut cmd = vitrine(tmp.path());
-        if !settings.database_url.is_empty() {
-            cmd.env("DATABASE_URL", &settings.database_url);
+        if let Some(url) = &settings.database.url {
+            cmd.env("DATABASE_URL", url.expose());
         }
         let out = cmd
             .args([

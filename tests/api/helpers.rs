@@ -19,7 +19,11 @@ use axum::{
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use vitrine::{Application, Settings, config::Secret, http::signature};
+use vitrine::{
+    Application, Settings,
+    config::{QdrantSettings, Secret},
+    http::signature,
+};
 
 pub const SECRET: &str = "test-secret-1";
 pub const ADMIN: &str = "admin-token-1";
@@ -156,32 +160,30 @@ pub async fn test_settings(data_dir: &Path, images: &ImageServer) -> Settings {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // `VITRINE_TEST_INDEX=qdrant` runs the suite against a Qdrant server,
     // each app with collections of its own (a unique alias prefix).
-    let (qdrant_url, qdrant_alias) =
-        if std::env::var("VITRINE_TEST_INDEX").as_deref() == Ok("qdrant") {
-            let url = std::env::var("VITRINE_TEST_QDRANT_URL")
-                .expect("VITRINE_TEST_INDEX=qdrant needs VITRINE_TEST_QDRANT_URL");
-            (
-                url,
-                format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-            )
-        } else {
-            (String::new(), "vitrine".to_string())
-        };
-    Settings {
-        database_url: fresh_database_url().await,
-        qdrant_url,
-        qdrant_alias,
-        bind: "127.0.0.1:0".into(),
-        webhook_secret: Secret::new(SECRET),
-        admin_token: Secret::new(ADMIN),
-        image_base_url: images.base_url(),
-        model_dir: root.join("models/effnet-lite0"),
-        embed_threads: 2,
-        poll_interval_ms: 50,
-        retry_schedule: "100ms".into(),
-        max_retries: 3,
-        ..Settings::for_data_dir(data_dir)
-    }
+    let qdrant =
+        (std::env::var("VITRINE_TEST_INDEX").as_deref() == Ok("qdrant")).then(|| QdrantSettings {
+            url: std::env::var("VITRINE_TEST_QDRANT_URL")
+                .expect("VITRINE_TEST_INDEX=qdrant needs VITRINE_TEST_QDRANT_URL"),
+            rest_url: None,
+            api_key: None,
+            alias: format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            shards: 1,
+            replication: 1,
+        });
+    let database_url = fresh_database_url().await;
+    let mut s = Settings::for_data_dir(data_dir);
+    s.database.url = (!database_url.is_empty()).then(|| Secret::new(database_url));
+    s.qdrant = qdrant;
+    s.server.bind = "127.0.0.1:0".into();
+    s.server.admin_token = Some(Secret::new(ADMIN));
+    s.bakai.webhook_secret = vec![Secret::new(SECRET)];
+    s.fetch.image_base_url = Some(images.base_url().parse().unwrap());
+    s.embed.model_dir = root.join("models/effnet-lite0");
+    s.embed.threads = 2;
+    s.worker.poll_interval_ms = 50;
+    s.worker.retry_schedule = "100ms".parse().unwrap();
+    s.worker.max_retries = 3;
+    s
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -201,12 +203,17 @@ pub async fn start(
     images: ImageServer,
     tmp: Option<Arc<tempfile::TempDir>>,
 ) -> TestApp {
+    // `VITRINE_TEST_LOG=1 cargo test …` shows the apps' logs (RUST_LOG
+    // sets the levels).
+    if std::env::var_os("VITRINE_TEST_LOG").is_some() {
+        vitrine::telemetry::init_logs(vitrine::config::LogFormat::Pretty);
+    }
     let app = Application::build(settings.clone())
         .await
         .expect("the app builds (did you run scripts/fetch-assets.sh?)");
     let addr = format!("http://127.0.0.1:{}", app.port());
-    let token = app.shutdown_token();
-    let handle = tokio::spawn(app.run_until_stopped(false));
+    let token = CancellationToken::new();
+    let handle = tokio::spawn(app.run_until(token.clone().cancelled_owned()));
     TestApp {
         addr,
         client: reqwest::Client::new(),
@@ -218,6 +225,11 @@ pub async fn start(
     }
 }
 
+async fn json_of(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// A product event body.
 pub fn event(kind: &str, event_id: &str, product_id: &str, ts: &str, data: Value) -> Value {
     let mut d = json!({ "product_id": product_id });
@@ -227,19 +239,26 @@ pub fn event(kind: &str, event_id: &str, product_id: &str, ts: &str, data: Value
     json!({ "event_type": kind, "event_id": event_id, "timestamp": ts, "data": d })
 }
 
+/// What a stopped app leaves behind: everything a restart needs.
+pub struct Stopped {
+    pub settings: Settings,
+    pub images: ImageServer,
+    /// The data directory, kept alive for the restart.
+    pub tmp: Option<Arc<tempfile::TempDir>>,
+}
+
 impl TestApp {
-    /// Stops the server and workers and waits until they are gone; returns
-    /// what a restart needs.
-    pub async fn stop(mut self) -> (Settings, ImageServer, Option<Arc<tempfile::TempDir>>) {
+    /// Stops the server and workers and waits until they are gone.
+    pub async fn stop(mut self) -> Stopped {
         self.token.cancel();
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
         }
-        (
-            self.settings.clone(),
-            self.images.clone(),
-            self._tmp.clone(),
-        )
+        Stopped {
+            settings: self.settings.clone(),
+            images: self.images.clone(),
+            tmp: self._tmp.clone(),
+        }
     }
 
     pub async fn post_signed(&self, body: &[u8], secret: &str) -> reqwest::Response {
@@ -262,16 +281,20 @@ impl TestApp {
         body
     }
 
+    /// A public route, called as a shopper would: without the admin token,
+    /// so an auth regression on a public route fails the test.
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        let resp = self
+        let req = self.client.get(format!("{}{}", self.addr, path));
+        json_of(req.send().await.unwrap()).await
+    }
+
+    /// An admin route, with the admin token.
+    pub async fn admin_get_json(&self, path: &str) -> (u16, Value) {
+        let req = self
             .client
             .get(format!("{}{}", self.addr, path))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+            .bearer_auth(ADMIN);
+        json_of(req.send().await.unwrap()).await
     }
 
     pub async fn product(&self, id: &str) -> (u16, Value) {
@@ -279,7 +302,9 @@ impl TestApp {
     }
 
     pub async fn event_record(&self, task_id: &str) -> Value {
-        let (status, body) = self.get_json(&format!("/api/v1/events/{task_id}")).await;
+        let (status, body) = self
+            .admin_get_json(&format!("/api/v1/events/{task_id}"))
+            .await;
         assert_eq!(status, 200, "{body}");
         body["data"].clone()
     }

@@ -293,7 +293,7 @@ async fn health_metrics_and_event_history() {
     }
 
     // History: filters and pagination.
-    let (_, all) = app.get_json("/api/v1/events?limit=1").await;
+    let (_, all) = app.admin_get_json("/api/v1/events?limit=1").await;
     assert_eq!(all["pagination"]["total"], 2);
     assert_eq!(all["pagination"]["totalPages"], 2);
     assert_eq!(all["data"].as_array().unwrap().len(), 1);
@@ -302,20 +302,22 @@ async fn health_metrics_and_event_history() {
         "list omits payloads"
     );
     let (_, f) = app
-        .get_json("/api/v1/events?status=failed&provider=bakai")
+        .admin_get_json("/api/v1/events?status=failed&provider=bakai")
         .await;
     assert_eq!(f["pagination"]["total"], 1);
     assert_eq!(f["data"][0]["entity_id"], "ghost");
-    let (_, none) = app.get_json("/api/v1/events?start_date=2099-01-01").await;
+    let (_, none) = app
+        .admin_get_json("/api/v1/events?start_date=2099-01-01")
+        .await;
     assert_eq!(none["pagination"]["total"], 0);
     let (_, today) = app
-        .get_json(&format!(
+        .admin_get_json(&format!(
             "/api/v1/events?end_date={}",
             chrono::Utc::now().format("%Y-%m-%d")
         ))
         .await;
     assert_eq!(today["pagination"]["total"], 2);
-    let (code, _) = app.get_json("/api/v1/events?status=weird").await;
+    let (code, _) = app.admin_get_json("/api/v1/events?status=weird").await;
     assert_eq!(code, 422);
 
     // Admin API needs the token.

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use vitrine::{Settings, embed::ModelInfo};
+use vitrine::embed::ModelInfo;
 
-use crate::helpers::{event, photos, spawn_app_with, start};
+use crate::helpers::{Stopped, event, photos, spawn_app_with, start};
 
 /// A second "model version": the same network with a different doc string,
 /// so the file (and its sha256, the version) differs.
@@ -35,8 +35,14 @@ async fn reindex_flow(qdrant: Option<String>) {
     let (q, a) = (qdrant.clone(), alias.clone());
     let app = spawn_app_with(move |s| {
         if let Some(url) = q {
-            s.qdrant_url = url;
-            s.qdrant_alias = a;
+            s.qdrant = Some(vitrine::config::QdrantSettings {
+                url,
+                rest_url: None,
+                api_key: None,
+                alias: a,
+                shards: 1,
+                replication: 1,
+            });
         }
     })
     .await;
@@ -55,19 +61,21 @@ async fn reindex_flow(qdrant: Option<String>) {
     for (name, _) in photos.iter().take(4) {
         app.wait_product(name, "indexed").await;
     }
-    let version_a = ModelInfo::load(&app.settings.model_dir).unwrap().version;
+    let version_a = ModelInfo::load(&app.settings.embed.model_dir)
+        .unwrap()
+        .version;
 
     let tmp = tempfile::tempdir().unwrap();
-    let settings_b = Settings {
-        model_dir: model_b(tmp.path()),
-        ..app.settings.clone()
-    };
-    let version_b = ModelInfo::load(&settings_b.model_dir).unwrap().version;
+    let mut settings_b = app.settings.clone();
+    settings_b.embed.model_dir = model_b(tmp.path());
+    let version_b = ModelInfo::load(&settings_b.embed.model_dir)
+        .unwrap()
+        .version;
     assert_ne!(version_a, version_b);
 
     // Search answers (from version A) while the reindex runs.
     let s = settings_b.clone();
-    let job = tokio::spawn(async move { vitrine::index::reindex::run(&s, |_, _| {}).await });
+    let job = tokio::spawn(async move { vitrine::commands::reindex::run(&s, |_, _| {}).await });
     let (probe, probe_bytes) = &photos[0];
     let mut answered = 0;
     while !job.is_finished() || answered == 0 {
@@ -85,13 +93,15 @@ async fn reindex_flow(qdrant: Option<String>) {
     assert_eq!(report.model_version, version_b);
 
     // Resumable: a second run finds everything done.
-    let again = vitrine::index::reindex::run(&settings_b, |_, _| {})
+    let again = vitrine::commands::reindex::run(&settings_b, |_, _| {})
         .await
         .unwrap();
     assert_eq!((again.embedded, again.skipped), (0, 4), "{again:?}");
 
     // Switch over: an instance on model B serves B's vectors.
-    let (_, images, tmp_a) = app.stop().await;
+    let Stopped {
+        images, tmp: tmp_a, ..
+    } = app.stop().await;
     let app_b = start(settings_b, images, tmp_a).await;
     let body = app_b
         .search_image_body(probe_bytes.clone(), "limit=1")
@@ -107,13 +117,15 @@ async fn reindex_flow(qdrant: Option<String>) {
     assert_eq!(sim["results"].as_array().unwrap().len(), 3);
 
     // The suite may run wholly on Qdrant (VITRINE_TEST_INDEX=qdrant).
-    match app_b.settings.qdrant_url.is_empty().then_some(()) {
+    match app_b.settings.qdrant.is_none().then_some(()) {
         Some(()) => {
-            let live = vitrine::index::reindex::embedded_live(&app_b.settings.data_dir).unwrap();
+            let live =
+                vitrine::index::embedded::read_live(&vitrine::app::index_root(&app_b.settings))
+                    .unwrap();
             assert!(live.ends_with(&version_b[..12]), "LIVE = {live}");
         }
         None => {
-            let info = ModelInfo::load(&app_b.settings.model_dir).unwrap();
+            let info = ModelInfo::load(&app_b.settings.embed.model_dir).unwrap();
             let opened = vitrine::app::open_index(&app_b.settings, &info)
                 .await
                 .unwrap();

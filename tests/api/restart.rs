@@ -4,7 +4,7 @@
 use serde_json::json;
 use vitrine::inbox::NewEvent;
 
-use crate::helpers::{event, photos, spawn_app, start};
+use crate::helpers::{Stopped, event, photos, spawn_app, start};
 
 #[tokio::test]
 async fn index_and_pending_events_survive_a_restart() {
@@ -24,7 +24,11 @@ async fn index_and_pending_events_survive_a_restart() {
     for (name, _) in photos.iter().take(3) {
         app.wait_product(name, "indexed").await;
     }
-    let (settings, images, tmp) = app.stop().await;
+    let Stopped {
+        settings,
+        images,
+        tmp,
+    } = app.stop().await;
 
     // While the service is down, an event lands in the inbox (as `vitrine
     // import` or a second instance would put it there).

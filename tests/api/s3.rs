@@ -8,7 +8,10 @@ use std::{
 };
 
 use serde_json::json;
-use vitrine::embed::s3::{S3Config, S3Images};
+use vitrine::{
+    config::S3Settings,
+    embed::s3::{S3Config, S3Images},
+};
 
 use crate::helpers::{event, photos, spawn_app_with};
 
@@ -63,9 +66,12 @@ async fn objects_are_embedded_and_missing_keys_fail_readably() {
 
     let (b, e) = (bucket.clone(), ep.clone());
     let app = spawn_app_with(move |s| {
-        s.s3_bucket = b;
-        s.s3_endpoint = e;
-        s.image_base_url = String::new();
+        s.s3 = Some(S3Settings {
+            bucket: b,
+            endpoint: Some(e),
+            region: "us-east-1".into(),
+        });
+        s.fetch.image_base_url = None;
     })
     .await;
     app.send(&event(
@@ -148,15 +154,18 @@ async fn an_s3_outage_mid_run_ends_in_completion_after_retries() {
 
     let (b, e) = (bucket.clone(), ep.clone());
     let app = spawn_app_with(move |s| {
-        s.s3_bucket = b;
-        s.s3_endpoint = e;
-        s.image_base_url = String::new();
+        s.s3 = Some(S3Settings {
+            bucket: b,
+            endpoint: Some(e),
+            region: "us-east-1".into(),
+        });
+        s.fetch.image_base_url = None;
         // Long enough that the store is back (and refilled: moto keeps
         // objects in memory) before the next try.
-        s.retry_schedule = "3s".into();
-        s.max_retries = 8;
-        s.fetch_connect_timeout_ms = 500;
-        s.fetch_timeout_ms = 2_000;
+        s.worker.retry_schedule = "3s".parse().unwrap();
+        s.worker.max_retries = 8;
+        s.fetch.connect_timeout_ms = 500;
+        s.fetch.timeout_ms = 2_000;
     })
     .await;
 

@@ -83,13 +83,16 @@ async fn bad_signatures_are_refused_with_401() {
     assert_eq!(resp.status(), 401);
 
     // Nothing was stored.
-    let (_, list) = app.get_json("/api/v1/events").await;
+    let (_, list) = app.admin_get_json("/api/v1/events").await;
     assert_eq!(list["pagination"]["total"], 0);
 }
 
 #[tokio::test]
 async fn rotated_secrets_are_all_accepted() {
-    let app = spawn_app_with(|s| s.webhook_secret = Secret::new("new-key, old-key")).await;
+    let app = spawn_app_with(|s| {
+        s.bakai.webhook_secret = vec![Secret::new("new-key"), Secret::new("old-key")]
+    })
+    .await;
     let a = created("evt-a", "p-a").to_string();
     let b = created("evt-b", "p-b").to_string();
     assert_eq!(app.post_signed(a.as_bytes(), "old-key").await.status(), 200);
@@ -143,13 +146,13 @@ async fn malformed_invalid_and_oversized_bodies() {
     let resp = app.post_signed(big.to_string().as_bytes(), SECRET).await;
     assert_eq!(resp.status(), 413);
 
-    let (_, list) = app.get_json("/api/v1/events").await;
+    let (_, list) = app.admin_get_json("/api/v1/events").await;
     assert_eq!(list["pagination"]["total"], 0, "nothing invalid is stored");
 }
 
 #[tokio::test]
 async fn no_secret_configured_fails_closed_with_503() {
-    let app = spawn_app_with(|s| s.webhook_secret = Secret::default()).await;
+    let app = spawn_app_with(|s| s.bakai.webhook_secret = Vec::new()).await;
     let body = created("e", "p").to_string();
     let resp = app.post_signed(body.as_bytes(), "").await;
     assert_eq!(resp.status(), 503);
@@ -200,7 +203,7 @@ async fn the_same_event_sent_five_times_at_once_has_one_effect() {
         .unwrap();
     assert_eq!(again["duplicate"], true);
     assert_eq!(again["task_id"], task);
-    let (_, list) = app.get_json("/api/v1/events").await;
+    let (_, list) = app.admin_get_json("/api/v1/events").await;
     assert_eq!(list["pagination"]["total"], 1, "one stored event");
     assert_eq!(app.images.hits("cat.png"), 1, "the image was fetched once");
     let (_, p) = app.product("p-dup").await;

@@ -12,16 +12,15 @@
 //! - The switch is atomic: the embedded index's `LIVE` file is replaced by a
 //!   rename; Qdrant's alias is moved in one alias operation.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
 use crate::{
     app::{self, open_inbox},
-    catalog::ImageRef,
     config::Settings,
     db::now_ms,
-    embed::EmbedService,
+    embed::{EmbedService, Embedder, ImageFetcher, ImageRef},
     index::{Payload, Point, VectorIndex},
 };
 
@@ -45,43 +44,17 @@ struct LiveProduct {
     image_ref: Option<String>,
 }
 
-fn image_ref(s: &str) -> ImageRef {
-    if s.starts_with("http://") || s.starts_with("https://") {
-        ImageRef::Url(s.to_string())
-    } else {
-        ImageRef::Key(s.to_string())
-    }
-}
-
-/// Name of the live embedded index folder, kept in `data/index/LIVE`.
-pub fn embedded_live(data_dir: &Path) -> Option<String> {
-    std::fs::read_to_string(data_dir.join("index").join("LIVE"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// Atomically points `data/index/LIVE` at `dir_name`.
-pub fn set_embedded_live(data_dir: &Path, dir_name: &str) -> std::io::Result<()> {
-    let dir = data_dir.join("index");
-    std::fs::create_dir_all(&dir)?;
-    let tmp = dir.join("LIVE.tmp");
-    std::fs::write(&tmp, format!("{dir_name}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join("LIVE"))
-}
-
 /// Runs a reindex; `progress(done, total)` is called as products finish.
 pub async fn run(
     settings: &Settings,
     progress: impl Fn(usize, usize) + Send + Sync,
 ) -> anyhow::Result<ReindexReport> {
     let (db, _) = open_inbox(settings).await?;
-    let s = settings.clone();
-    let embedder = tokio::task::spawn_blocking(move || app::load_embedder(&s)).await??;
+    let s = settings.embed.clone();
+    let embedder = tokio::task::spawn_blocking(move || Embedder::from_settings(&s)).await??;
     let info = embedder.info().clone();
-    let embed = EmbedService::start(embedder, settings.embed_batch);
-    let fetcher = app::build_fetcher(settings).await?;
+    let embed = EmbedService::start(embedder, settings.embed.batch);
+    let fetcher = ImageFetcher::from_settings(&settings.fetch, settings.s3.as_ref()).await?;
     let target = app::open_index(settings, &info).await?;
 
     let started = now_ms();
@@ -118,7 +91,7 @@ pub async fn run(
                     r
                 }
             })
-            .buffer_unordered(settings.worker_concurrency)
+            .buffer_unordered(settings.worker.concurrency)
             .collect()
             .await;
         for r in results {
@@ -142,7 +115,7 @@ async fn reindex_one(
     p: LiveProduct,
     force: bool,
     embed: &EmbedService,
-    fetcher: &crate::embed::ImageFetcher,
+    fetcher: &ImageFetcher,
     index: &dyn VectorIndex,
 ) -> Result<bool, (String, String)> {
     let fail = |e: String| (p.product_id.clone(), e);
@@ -159,7 +132,7 @@ async fn reindex_one(
         return Err(fail("no image reference stored".into()));
     };
     let bytes = fetcher
-        .fetch(&image_ref(image))
+        .fetch(&ImageRef::from_stored(image))
         .await
         .map_err(|e| fail(e.to_string()))?;
     let vector = embed.embed(bytes).await.map_err(|e| fail(e.to_string()))?;

@@ -6,73 +6,40 @@
 //! to the inbox, and the 200 goes out only after that write has committed
 //! (concurrent deliveries share one commit: see [`crate::inbox::intake`]).
 
-use axum::{
-    Json,
-    body::Body,
-    extract::State,
-    http::{HeaderMap, header::CONTENT_LENGTH},
-};
+use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::signature;
+use super::{
+    RawEvent,
+    provider::CatalogState,
+    sync::{ENTITY, PROVIDER},
+};
 use crate::{
-    app::AppState,
-    catalog::{self, RawEvent},
     error::ApiError,
+    http::{extract::read_limited, signature},
     inbox::NewEvent,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
-
-/// Reads a request body up to `limit` bytes; 413 past it.
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::PayloadTooLarge(format!(
-            "request body is larger than the {limit}-byte limit"
-        ))
-    };
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let inner = e.into_inner();
-        if inner
-            .downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            too_large()
-        } else {
-            ApiError::BadRequest(format!("could not read request body: {inner}"))
-        }
-    })
-}
 
 fn count_error(event_type: &str) {
     metrics::counter!("visual_search_webhooks_errors_total", "event_type" => event_type.to_string())
         .increment(1);
 }
 
-pub async fn bakai(
-    State(st): State<AppState>,
+pub async fn receive(
+    State(st): State<CatalogState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let secrets = st.webhook_secrets.as_slice();
+    let secrets = st.secrets.as_slice();
     if secrets.is_empty() {
         count_error("unknown");
         return Err(ApiError::Unavailable(
             "webhooks are disabled: no WEBHOOK_SECRET is configured".into(),
         ));
     }
-    let body = read_limited(&headers, body, st.settings.max_body_bytes)
+    let body = read_limited(&headers, body, st.max_body_bytes)
         .await
         .inspect_err(|_| count_error("unknown"))?;
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
@@ -94,18 +61,18 @@ pub async fn bakai(
         count_error(&event_type);
         ApiError::Unprocessable("body is not a JSON object".into())
     })?;
-    let event = catalog::validate(raw).map_err(|e| {
+    let event = super::validate(raw).map_err(|e| {
         count_error(&event_type);
         ApiError::Unprocessable(format!("invalid event: {e}"))
     })?;
     let inserted = st
         .inbox
         .insert(NewEvent {
-            provider: catalog::sync::PROVIDER.into(),
+            provider: PROVIDER.into(),
             external_id: event.event_id.clone(),
             event_type: event.kind.as_str().into(),
             event_subtype: Some(event.kind.subtype().into()),
-            entity_type: Some(catalog::sync::ENTITY.into()),
+            entity_type: Some(ENTITY.into()),
             entity_id: Some(event.data.product_id.clone()),
             // Verified and parsed above, so it is valid UTF-8 JSON.
             payload: String::from_utf8_lossy(&body).into_owned(),
@@ -131,14 +98,4 @@ pub async fn bakai(
         resp["duplicate"] = Value::Bool(true);
     }
     Ok(Json(resp))
-}
-
-pub async fn health(State(st): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "healthy",
-        "service": "webhooks",
-        "providers": [catalog::sync::PROVIDER],
-        "secret_configured": !st.webhook_secrets.is_empty(),
-        "timestamp": chrono::Utc::now().to_rfc3339(),
-    }))
 }

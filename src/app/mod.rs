@@ -1,0 +1,227 @@
+//! Builds the application: opens storage, loads the model, builds the
+//! [`Core`] and the enabled providers from it, wires the routes, binds the
+//! listener (port 0 in tests), runs the server and the workers until a
+//! shutdown future resolves, and then drains everything it started.
+
+mod storage;
+
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use tokio::{net::TcpListener, sync::Notify};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_index};
+
+use crate::{
+    catalog::Catalog,
+    config::Settings,
+    embed::{EmbedService, Embedder, ImageFetcher},
+    http::AppState,
+    inbox::{EventHandler, WorkerConfig},
+    provider::{Core, Provider},
+    search::SearchService,
+    telemetry,
+};
+
+/// The providers this build knows, in mounting order, each built only when
+/// its settings section enables it. A new provider is one more line here
+/// (and its section in `config`).
+fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
+    let mut list: Vec<Box<dyn Provider>> = Vec::new();
+    if core.settings.bakai.enabled {
+        list.push(Box::new(Catalog::new(core)));
+    }
+    list
+}
+
+pub struct Application {
+    listener: TcpListener,
+    core: Core,
+    state: AppState,
+    providers: Vec<Box<dyn Provider>>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
+        let metrics = telemetry::metrics_handle();
+        let tasks = TaskTracker::new();
+
+        let (db, inbox) = open_inbox(&settings).await?;
+
+        let s = settings.embed.clone();
+        let embedder = tokio::task::spawn_blocking(move || Embedder::from_settings(&s)).await??;
+        let info = embedder.info().clone();
+        let embed = EmbedService::start(embedder, settings.embed.batch);
+
+        let opened = open_index(&settings, &info).await?;
+        match opened.live_target().await? {
+            None => opened.make_live().await?,
+            Some(live) if live != opened.name() => tracing::warn!(
+                live = %live, serving = %opened.name(),
+                "the live index alias points at another model version; this instance serves \
+                 its own model's index (run `vitrine reindex` to switch)"
+            ),
+            Some(_) => {}
+        }
+        let index = opened.index.clone();
+        let fetcher = ImageFetcher::from_settings(&settings.fetch, settings.s3.as_ref()).await?;
+        let search = SearchService::new(index.clone(), embed.clone());
+
+        let listener = TcpListener::bind(&settings.server.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.server.bind))?;
+        let core = Core {
+            settings: Arc::new(settings),
+            db,
+            inbox,
+            index,
+            embed,
+            fetcher,
+            search,
+            wake: Arc::new(Notify::new()),
+            tasks,
+        };
+        let providers = providers(&core);
+        let state = AppState {
+            db: core.db.clone(),
+            inbox: core.inbox.clone(),
+            index: core.index.clone(),
+            embed: core.embed.clone(),
+            search: core.search.clone(),
+            wake: core.wake.clone(),
+            metrics,
+            admin_token: core.settings.server.admin_token.clone(),
+            max_upload_bytes: core.settings.fetch.max_bytes,
+            providers: Arc::new(providers.iter().map(|p| (p.name(), p.status())).collect()),
+        };
+        Ok(Self {
+            listener,
+            core,
+            state,
+            providers,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves (mini-redis's `server::run(listener,
+    /// shutdown)`), then stops taking requests, lets open ones finish within
+    /// `server.shutdown_grace_secs`, drains the workers, waits for every
+    /// task it started (intake writers, the embed batcher) and closes the
+    /// database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            core,
+            state,
+            providers,
+        } = self;
+        let stop = CancellationToken::new();
+        {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                tracing::info!("shutdown requested");
+                stop.cancel();
+            });
+        }
+        let settings = core.settings.clone();
+        let workers = spawn_workers(&core, &providers, stop.clone());
+        let app = crate::http::router(
+            state,
+            providers.iter().map(|p| p.router()).collect(),
+            settings.server.request_timeout(),
+        );
+        drop(providers);
+        tracing::info!(addr = %listener.local_addr()?, "vitrine listening");
+        let graceful = {
+            let stop = stop.clone();
+            async move { stop.cancelled().await }
+        };
+        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        let grace = settings.server.shutdown_grace();
+        let deadline = {
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                tokio::time::sleep(grace).await;
+            }
+        };
+        tokio::select! {
+            r = serve => r.context("HTTP server failed")?,
+            _ = deadline => tracing::warn!(?grace, "open requests did not finish within the shutdown grace; closing them"),
+        }
+        stop.cancel();
+        let _ = workers.await;
+        // The last handles to the inbox and the embedder go here, so the
+        // intake writers and the batcher see their channels close, finish
+        // what they hold and end.
+        let Core { db, tasks, .. } = core;
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            tracing::warn!("background tasks did not finish within the shutdown grace");
+        }
+        db.close().await;
+        Ok(())
+    }
+}
+
+fn spawn_workers(
+    core: &Core,
+    providers: &[Box<dyn Provider>],
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let mut handlers: HashMap<String, Arc<dyn EventHandler>> = HashMap::new();
+    for p in providers {
+        for (key, h) in p.handlers() {
+            handlers.insert(key.to_string(), h);
+        }
+    }
+    let w = &core.settings.worker;
+    let cfg = WorkerConfig {
+        concurrency: w.concurrency,
+        lease: w.lease(),
+        poll_interval: w.poll_interval(),
+    };
+    tokio::spawn(crate::inbox::worker::run(
+        core.inbox.clone(),
+        handlers,
+        cfg,
+        core.wake.clone(),
+        stop,
+    ))
+}
+
+/// Resolves on Ctrl-C or SIGTERM: what `vitrine serve` hands to
+/// [`Application::run_until`].
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can install a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

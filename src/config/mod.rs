@@ -1,0 +1,389 @@
+//! One typed `Settings` tree for the whole service, in sections.
+//!
+//! Layers, lowest first: compiled-in defaults < `vitrine.toml` (or the file
+//! named by `VITRINE_CONFIG`) < `.env` < the process environment < CLI flags
+//! (applied by `main`). `vitrine.example.toml` lists every key with its
+//! default. Environment names are listed in [`ENV`]: `VITRINE_<NAME>`, plus
+//! the conventional unprefixed names (`WEBHOOK_SECRET`, `IMAGE_BASE_URL`,
+//! `DATABASE_URL`, `ORT_DYLIB_PATH`, `S3_*`, `QDRANT_URL`, `QDRANT_API_KEY`).
+//! An environment variable that is set but empty counts as unset.
+//!
+//! Optional parts are `Option`s, not empty strings: `[s3]` exists when a
+//! bucket is named, `[qdrant]` when a URL is. Secrets live in [`Secret`],
+//! whose `Debug` never prints the value.
+//!
+//! This module depends on nothing else in the crate: each capability builds
+//! its client from its own section.
+
+mod secret;
+mod sections;
+mod values;
+
+use std::path::PathBuf;
+
+use figment::{
+    Figment,
+    providers::{Format, Serialized, Toml},
+    value::{Dict, Value},
+};
+use serde::{Deserialize, Serialize};
+
+pub use secret::{Secret, redact_url};
+pub use sections::{
+    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, IndexSettings, QdrantSettings,
+    S3Settings, ServerSettings, WorkerSettings,
+};
+pub use values::{LogFormat, RetrySchedule, parse_duration, split_list};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Where the SQLite database and the embedded vector index live.
+    pub data_dir: PathBuf,
+    /// Log format: `pretty` or `json`.
+    pub log_format: LogFormat,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub fetch: FetchSettings,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Settings>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qdrant: Option<QdrantSettings>,
+    pub embed: EmbedSettings,
+    pub index: IndexSettings,
+    pub worker: WorkerSettings,
+    /// Providers: one section each.
+    pub bakai: BakaiSettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: "./data".into(),
+            log_format: LogFormat::Pretty,
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            fetch: FetchSettings::default(),
+            s3: None,
+            qdrant: None,
+            embed: EmbedSettings::default(),
+            index: IndexSettings::default(),
+            worker: WorkerSettings::default(),
+            bakai: BakaiSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(Box<figment::Error>),
+    #[error("configuration: {field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+}
+
+/// Every environment variable Vitrine reads: the key it sets, its
+/// `VITRINE_` name and, for some, the conventional unprefixed name
+/// (the `VITRINE_` one wins when both are set).
+pub const ENV: &[(&str, &str, Option<&str>)] = &[
+    ("data_dir", "VITRINE_DATA_DIR", None),
+    ("log_format", "VITRINE_LOG_FORMAT", None),
+    ("server.bind", "VITRINE_BIND", None),
+    ("server.max_body_bytes", "VITRINE_MAX_BODY_BYTES", None),
+    ("server.admin_token", "VITRINE_ADMIN_TOKEN", None),
+    (
+        "server.request_timeout_secs",
+        "VITRINE_REQUEST_TIMEOUT_SECS",
+        None,
+    ),
+    (
+        "server.shutdown_grace_secs",
+        "VITRINE_SHUTDOWN_GRACE_SECS",
+        None,
+    ),
+    ("database.url", "VITRINE_DATABASE_URL", Some("DATABASE_URL")),
+    ("bakai.enabled", "VITRINE_BAKAI_ENABLED", None),
+    (
+        "bakai.webhook_secret",
+        "VITRINE_WEBHOOK_SECRET",
+        Some("WEBHOOK_SECRET"),
+    ),
+    (
+        "fetch.image_base_url",
+        "VITRINE_IMAGE_BASE_URL",
+        Some("IMAGE_BASE_URL"),
+    ),
+    ("fetch.allow", "VITRINE_FETCH_ALLOW", None),
+    (
+        "fetch.connect_timeout_ms",
+        "VITRINE_FETCH_CONNECT_TIMEOUT_MS",
+        None,
+    ),
+    ("fetch.timeout_ms", "VITRINE_FETCH_TIMEOUT_MS", None),
+    ("fetch.max_bytes", "VITRINE_FETCH_MAX_BYTES", None),
+    ("s3.bucket", "VITRINE_S3_BUCKET", Some("S3_BUCKET")),
+    ("s3.endpoint", "VITRINE_S3_ENDPOINT", Some("S3_ENDPOINT")),
+    ("s3.region", "VITRINE_S3_REGION", Some("S3_REGION")),
+    ("qdrant.url", "VITRINE_QDRANT_URL", Some("QDRANT_URL")),
+    ("qdrant.rest_url", "VITRINE_QDRANT_REST_URL", None),
+    (
+        "qdrant.api_key",
+        "VITRINE_QDRANT_API_KEY",
+        Some("QDRANT_API_KEY"),
+    ),
+    ("qdrant.alias", "VITRINE_QDRANT_ALIAS", None),
+    ("qdrant.shards", "VITRINE_QDRANT_SHARDS", None),
+    ("qdrant.replication", "VITRINE_QDRANT_REPLICATION", None),
+    ("embed.model_dir", "VITRINE_MODEL_DIR", None),
+    (
+        "embed.ort_dylib_path",
+        "VITRINE_ORT_DYLIB_PATH",
+        Some("ORT_DYLIB_PATH"),
+    ),
+    ("embed.threads", "VITRINE_EMBED_THREADS", None),
+    ("embed.batch", "VITRINE_EMBED_BATCH", None),
+    ("embed.max_pixels", "VITRINE_MAX_PIXELS", None),
+    ("index.search_threads", "VITRINE_INDEX_SEARCH_THREADS", None),
+    ("worker.concurrency", "VITRINE_WORKER_CONCURRENCY", None),
+    ("worker.lease_secs", "VITRINE_LEASE_SECS", None),
+    ("worker.poll_interval_ms", "VITRINE_POLL_INTERVAL_MS", None),
+    ("worker.retry_schedule", "VITRINE_RETRY_SCHEDULE", None),
+    ("worker.max_retries", "VITRINE_MAX_RETRIES", None),
+    (
+        "worker.shutdown_grace_secs",
+        "VITRINE_WORKER_SHUTDOWN_GRACE_SECS",
+        None,
+    ),
+    (
+        "worker.abort_grace_secs",
+        "VITRINE_WORKER_ABORT_GRACE_SECS",
+        None,
+    ),
+];
+
+/// The environment as a nested dictionary of raw strings. figment's `Env`
+/// provider would parse `12345` into a number and then refuse it for a
+/// string field, so values pass through untouched and the lossy extraction
+/// turns them into numbers only where a number is wanted.
+fn env_layer() -> Dict {
+    let mut root = Dict::new();
+    for (key, prefixed, raw) in ENV {
+        let value = std::env::var(prefixed)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| raw.and_then(|r| std::env::var(r).ok()))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty());
+        if let Some(v) = value {
+            insert_path(&mut root, key, Value::from(v));
+        }
+    }
+    root
+}
+
+fn insert_path(root: &mut Dict, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            root.insert(path.to_string(), value);
+        }
+        Some((section, rest)) => {
+            let entry = root
+                .entry(section.to_string())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, d) = entry {
+                insert_path(d, rest, value);
+            }
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults < config file < `.env` < environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        // `.env` only fills variables that the real environment lacks.
+        let _ = dotenvy::dotenv();
+        let file = std::env::var("VITRINE_CONFIG").unwrap_or_else(|_| "vitrine.toml".into());
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Settings::default()))
+                .merge(Toml::file(file))
+                .merge(Serialized::defaults(env_layer())),
+        )
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let load = |e| ConfigError::Load(Box::new(e));
+        let mut merged: Dict = figment.extract().map_err(load)?;
+        // An optional section exists only with its defining key: S3_REGION
+        // alone (as `scripts/dev-services.sh` exports it) does not turn S3 on.
+        for (section, key) in [("s3", "bucket"), ("qdrant", "url")] {
+            let has_key =
+                matches!(merged.get(section), Some(Value::Dict(_, d)) if d.contains_key(key));
+            if !has_key {
+                merged.remove(section);
+            }
+        }
+        let settings: Settings = Figment::from(Serialized::defaults(merged))
+            // Lossy: "5" becomes 5 for numeric fields, while string fields
+            // keep their text even when it looks like a number
+            // (`WEBHOOK_SECRET=12345`, `VITRINE_RETRY_SCHEDULE=60`).
+            .extract_lossy()
+            .map_err(load)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Settings for tests and embedding: defaults with nothing read from the
+    /// environment.
+    pub fn for_data_dir(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.embed.batch == 0 {
+            return Err(invalid("embed.batch", "must be at least 1"));
+        }
+        if self.worker.concurrency == 0 {
+            return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        if let Some(u) = &self.fetch.image_base_url
+            && u.cannot_be_a_base()
+        {
+            return Err(invalid("fetch.image_base_url", "must be a base URL"));
+        }
+        Ok(())
+    }
+
+    /// The database URL, defaulting to SQLite in the data directory. Holds
+    /// a password for PostgreSQL: show it only through [`redact_url`].
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(u) if !u.is_empty() => u.expose().to_string(),
+            _ => format!("sqlite://{}", self.data_dir.join("vitrine.db").display()),
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn default_retry_schedule_is_the_documented_one() {
+        let mins: Vec<u64> = Settings::default()
+            .worker
+            .retry_schedule
+            .delays()
+            .iter()
+            .map(|d| d.as_secs() / 60)
+            .collect();
+        assert_eq!(mins, [5, 10, 20, 40, 60]);
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let mut s = Settings::default();
+        s.bakai.webhook_secret = vec![Secret::new("hunter2"), Secret::new("old")];
+        s.database.url = Some(Secret::new("postgres://u:pw-123@db/x"));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("pw-123"), "{shown}");
+    }
+
+    #[test]
+    // `Jail`'s closure signature is figment's, not ours.
+    #[allow(clippy::result_large_err)]
+    fn environment_overrides_file_overrides_defaults() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "vitrine.toml",
+                "[server]\nbind = \"127.0.0.1:7000\"\n[worker]\nmax_retries = 9\nlease_secs = 30\n",
+            )?;
+            jail.set_env("VITRINE_BIND", "127.0.0.1:9999");
+            jail.set_env("WEBHOOK_SECRET", "k1, k2");
+            jail.set_env("VITRINE_MAX_RETRIES", "5");
+            jail.set_env("VITRINE_ADMIN_TOKEN", "0070");
+            jail.set_env("VITRINE_RETRY_SCHEDULE", "60");
+            jail.set_env("VITRINE_EMBED_THREADS", "3");
+            jail.set_env("IMAGE_BASE_URL", "");
+            jail.set_env("S3_REGION", "eu-west-1");
+            let s = Settings::load().expect("loads");
+            // Numeric-looking text stays text.
+            assert_eq!(s.server.admin_token.as_ref().unwrap().expose(), "0070");
+            assert_eq!(s.worker.retry_schedule.delays(), [Duration::from_secs(60)]);
+            assert_eq!(s.embed.threads, 3);
+            assert_eq!(s.server.bind, "127.0.0.1:9999");
+            assert_eq!(s.bakai.webhook_secret.len(), 2);
+            assert_eq!(s.bakai.webhook_secret[1].expose(), "k2");
+            assert_eq!(s.worker.max_retries, 5);
+            // From the file, not overridden.
+            assert_eq!(s.worker.lease_secs, 30);
+            // Empty means unset; a region alone does not switch S3 on.
+            assert!(s.fetch.image_base_url.is_none());
+            assert!(s.s3.is_none());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn every_environment_variable_names_a_real_key() {
+        figment::Jail::expect_with(|jail| {
+            for (key, name, _) in ENV {
+                let value = match *key {
+                    "log_format" => "json",
+                    "bakai.enabled" => "true",
+                    "fetch.image_base_url" | "qdrant.url" | "s3.endpoint" | "qdrant.rest_url" => {
+                        "http://127.0.0.1:1/"
+                    }
+                    "worker.retry_schedule" => "1s",
+                    k if k.ends_with("secs") || k.ends_with("_ms") || k.ends_with("bytes") => "7",
+                    k if k.ends_with("threads")
+                        || k.ends_with("batch")
+                        || k.ends_with("pixels")
+                        || k.ends_with("concurrency")
+                        || k.ends_with("retries")
+                        || k.ends_with("shards")
+                        || k.ends_with("replication") =>
+                    {
+                        "2"
+                    }
+                    _ => "x",
+                };
+                jail.set_env(name, value);
+            }
+            let s = Settings::load().expect("every ENV entry is a key of Settings");
+            assert!(s.s3.is_some() && s.qdrant.is_some());
+            assert_eq!(s.log_format, LogFormat::Json);
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn the_example_file_holds_the_defaults() {
+        let text = include_str!("../../vitrine.example.toml");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("vitrine.toml", text)?;
+            let loaded = Settings::load().expect("the example loads");
+            let as_toml = |s: &Settings| toml_value(s);
+            assert_eq!(as_toml(&loaded), as_toml(&Settings::default()));
+            Ok(())
+        });
+    }
+
+    fn toml_value(s: &Settings) -> String {
+        format!("{:?}", figment::value::Value::serialize(s).unwrap())
+    }
+}

@@ -1,0 +1,277 @@
+//! The sections of [`super::Settings`], one per capability. Each is plain
+//! data with its defaults; the capability that uses a section builds its
+//! client from it (`ImageFetcher::from_settings`, `QdrantIndex::open`,
+//! `db::connect`, …), so this module depends on nothing else in the crate.
+
+use std::{path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Secret,
+    values::{RetrySchedule, list},
+};
+
+/// `[server]`: the HTTP edge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP server listens on. Port 0 picks a free port (tests).
+    pub bind: String,
+    /// Largest accepted webhook body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Bearer token of the admin event API; unset disables that API (503).
+    pub admin_token: Option<Secret>,
+    /// A request that takes longer than this is answered 408.
+    pub request_timeout_secs: u64,
+    /// On shutdown, how long open requests may take to finish.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:8008".into(),
+            max_body_bytes: 1024 * 1024,
+            admin_token: None,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+}
+
+/// `[database]`: the metadata database (inbox and products).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://…` or `postgres://…`; unset means `sqlite://<data_dir>/vitrine.db`.
+    /// A secret: a PostgreSQL URL usually carries a password.
+    pub url: Option<Secret>,
+}
+
+/// `[bakai]`: the BakaiMarket provider (signed product events).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BakaiSettings {
+    /// Whether its routes and handler are mounted.
+    pub enabled: bool,
+    /// HMAC keys, several to allow rotation; none means its webhook
+    /// answers 503 (fail closed). A comma-separated string or a list.
+    #[serde(deserialize_with = "list::secrets")]
+    pub webhook_secret: Vec<Secret>,
+}
+
+impl Default for BakaiSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            webhook_secret: Vec::new(),
+        }
+    }
+}
+
+/// `[fetch]`: downloading product images.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FetchSettings {
+    /// Base that `image_key` resolves against: `http(s)://…/` or `file:///…/`.
+    pub image_base_url: Option<url::Url>,
+    /// Hosts, IPs or CIDRs that the SSRF guard lets through although they
+    /// are internal. A comma-separated string or a list.
+    #[serde(deserialize_with = "list::strings")]
+    pub allow: Vec<String>,
+    pub connect_timeout_ms: u64,
+    pub timeout_ms: u64,
+    /// Byte cap on a downloaded image and on a search upload.
+    pub max_bytes: usize,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        Self {
+            image_base_url: None,
+            allow: Vec::new(),
+            connect_timeout_ms: 5_000,
+            timeout_ms: 30_000,
+            max_bytes: 20 * 1024 * 1024,
+        }
+    }
+}
+
+impl FetchSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+}
+
+/// `[s3]`: present when images are objects in an S3 bucket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// `image_key` is an object key in this bucket.
+    pub bucket: String,
+    /// S3-compatible endpoint (MinIO, …); unset means AWS itself.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    #[serde(default = "default_region")]
+    pub region: String,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+
+/// `[qdrant]`: present when vectors live in Qdrant instead of the embedded
+/// index.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QdrantSettings {
+    /// gRPC URL, e.g. `http://qdrant:6334`.
+    pub url: String,
+    /// REST URL; unset means the gRPC port minus one (6333).
+    #[serde(default)]
+    pub rest_url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<Secret>,
+    /// Alias naming the live collection, also the collections' name prefix.
+    #[serde(default = "default_alias")]
+    pub alias: String,
+    /// Shards of a new collection (spread over a Qdrant cluster's nodes).
+    #[serde(default = "one")]
+    pub shards: u32,
+    /// Copies of each shard in a Qdrant cluster.
+    #[serde(default = "one")]
+    pub replication: u32,
+}
+
+fn default_alias() -> String {
+    "vitrine".into()
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `[embed]`: the model and the pool it runs in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedSettings {
+    /// Folder holding `manifest.json` and the model file it names.
+    pub model_dir: PathBuf,
+    /// Path of `libonnxruntime.so`; unset means "look where
+    /// `scripts/fetch-assets.sh` puts it".
+    pub ort_dylib_path: Option<PathBuf>,
+    /// Size of the rayon pool that decodes, resizes and runs the model.
+    /// 0 means one thread per CPU core.
+    pub threads: usize,
+    /// Most images embedded in one model call.
+    pub batch: usize,
+    /// Pixel cap (width × height) checked before decoding: decompression bombs.
+    pub max_pixels: u64,
+}
+
+impl Default for EmbedSettings {
+    fn default() -> Self {
+        Self {
+            model_dir: "./models/effnet-lite0".into(),
+            ort_dylib_path: None,
+            threads: 0,
+            batch: 16,
+            max_pixels: 40_000_000,
+        }
+    }
+}
+
+impl EmbedSettings {
+    /// The pool size, with 0 resolved to the number of cores.
+    pub fn threads(&self) -> usize {
+        resolve_threads(self.threads)
+    }
+}
+
+/// `[index]`: the embedded vector index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexSettings {
+    /// Threads that run index scans. 0 means one per CPU core.
+    pub search_threads: usize,
+}
+
+impl IndexSettings {
+    pub fn search_threads(&self) -> usize {
+        resolve_threads(self.search_threads)
+    }
+}
+
+fn resolve_threads(n: usize) -> usize {
+    if n == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        n
+    }
+}
+
+/// `[worker]`: processing stored events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerSettings {
+    /// How many events one instance processes at once (I/O bound: fetches).
+    pub concurrency: usize,
+    /// How long a claimed event stays with its worker before another may
+    /// take it over (the worker is presumed dead).
+    pub lease_secs: u64,
+    /// Idle poll period; new webhooks wake the workers immediately.
+    pub poll_interval_ms: u64,
+    /// Backoff between tries, e.g. `5m,10m,20m,40m,60m`; the last entry
+    /// repeats if `max_retries` is longer than the schedule.
+    pub retry_schedule: RetrySchedule,
+    /// Retries after the first try; the event is `failed` after that.
+    pub max_retries: u32,
+    /// On shutdown, how long in-flight events may take to finish before the
+    /// rest are handed back to the inbox.
+    pub shutdown_grace_secs: u64,
+    /// Once that grace is over, how long one attempt still gets before it is
+    /// aborted and released.
+    pub abort_grace_secs: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 16,
+            lease_secs: 120,
+            poll_interval_ms: 500,
+            retry_schedule: RetrySchedule::default(),
+            max_retries: 3,
+            shutdown_grace_secs: 10,
+            abort_grace_secs: 5,
+        }
+    }
+}
+
+impl WorkerSettings {
+    pub fn lease(&self) -> Duration {
+        Duration::from_secs(self.lease_secs)
+    }
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+    pub fn abort_grace(&self) -> Duration {
+        Duration::from_secs(self.abort_grace_secs)
+    }
+}

@@ -1,0 +1,67 @@
+//! The seam where providers plug in.
+//!
+//! A provider is a source of events: BakaiMarket today ([`crate::catalog`]),
+//! the messengers and the CRM next. Each contributes three things:
+//!
+//! - its **routes**: an `axum::Router` with its own state already applied,
+//!   so the core never learns its handlers' state types;
+//! - its inbox **handlers**: one [`EventHandler`] per inbox provider key;
+//! - its typed **settings section** (`crate::config`, e.g. `[bakai]`),
+//!   read when it is built.
+//!
+//! It is built from the [`Core`]: the handles the core offers every
+//! provider. Providers call the core; the core never calls a provider except
+//! through this trait, so adding one edits only `app` (the list of enabled
+//! providers) and `config` (its section), never `inbox`, `index` or `embed`.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    config::Settings,
+    db::Db,
+    embed::{EmbedService, ImageFetcher},
+    inbox::{EventHandler, Inbox},
+    index::VectorIndex,
+    search::SearchService,
+};
+
+/// What the core hands a provider when the application is built: cheap
+/// handles, cloned as needed.
+#[derive(Clone)]
+pub struct Core {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    /// Where every provider stores its events before acknowledging them.
+    pub inbox: Inbox,
+    pub index: Arc<dyn VectorIndex>,
+    pub embed: EmbedService,
+    pub fetcher: ImageFetcher,
+    pub search: SearchService,
+    /// Notify after storing a new event, so the workers need not poll fast.
+    pub wake: Arc<Notify>,
+    /// Tasks a provider spawns go here, so shutdown waits for them.
+    pub tasks: TaskTracker,
+}
+
+/// One provider, as the application mounts it.
+pub trait Provider: Send + Sync {
+    /// A short name for logs and `/api/v1/webhooks/health`.
+    fn name(&self) -> &'static str;
+
+    /// Its HTTP routes, state applied. Request metrics, tracing and the
+    /// request timeout are layered on by the core.
+    fn router(&self) -> axum::Router;
+
+    /// The inbox handlers, keyed by the `provider` column of the events
+    /// they process.
+    fn handlers(&self) -> Vec<(&'static str, Arc<dyn EventHandler>)>;
+
+    /// What `/api/v1/webhooks/health` shows about it (for example whether
+    /// its secret is configured). Never a secret itself.
+    fn status(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
+}
