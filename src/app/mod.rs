@@ -53,7 +53,7 @@ impl Application {
         let s = settings.embed.clone();
         let embedder = tokio::task::spawn_blocking(move || Embedder::from_settings(&s)).await??;
         let info = embedder.info().clone();
-        let embed = EmbedService::start(embedder, settings.embed.batch);
+        let embed = EmbedService::start_tracked(embedder, settings.embed.batch, &tasks);
 
         let opened = open_index(&settings, &info).await?;
         match opened.live_target().await? {
@@ -173,7 +173,8 @@ impl Application {
         // The last handles to the inbox and the embedder go here, so the
         // intake writers and the batcher see their channels close, finish
         // what they hold and end.
-        let Core { db, tasks, .. } = core;
+        let (db, tasks) = (core.db.clone(), core.tasks.clone());
+        drop(core);
         tasks.close();
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
             tracing::warn!("background tasks did not finish within the shutdown grace");

@@ -14,6 +14,7 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
 pub use fetch::{FetchError, ImageFetcher, ImageRef};
 pub use manifest::ModelInfo;
@@ -53,12 +54,20 @@ pub struct EmbedService {
 }
 
 impl EmbedService {
+    /// Starts the batcher on the current runtime. It ends, after answering
+    /// every queued request, when the last clone of the service is dropped.
     pub fn start(embedder: Embedder, batch: usize) -> Self {
+        Self::start_tracked(embedder, batch, &TaskTracker::new())
+    }
+
+    /// [`EmbedService::start`], with the batcher (and each batch it runs)
+    /// tracked by `tasks`, so that shutdown can wait for them.
+    pub fn start_tracked(embedder: Embedder, batch: usize, tasks: &TaskTracker) -> Self {
         let embedder = Arc::new(embedder);
         // Bounded: when embedding falls behind, callers wait here (and the
         // inbox keeps the rest) instead of buffering images without limit.
         let (tx, rx) = mpsc::channel(batch * 4);
-        tokio::spawn(batcher(embedder.clone(), rx, batch.max(1)));
+        tasks.spawn(batcher(embedder.clone(), rx, batch.max(1), tasks.clone()));
         Self { embedder, tx }
     }
 
@@ -80,7 +89,12 @@ impl EmbedService {
     }
 }
 
-async fn batcher(embedder: Arc<Embedder>, mut rx: mpsc::Receiver<Job>, batch: usize) {
+async fn batcher(
+    embedder: Arc<Embedder>,
+    mut rx: mpsc::Receiver<Job>,
+    batch: usize,
+    tasks: TaskTracker,
+) {
     // Two batches in flight: while one is in the model, the next one's images
     // are decoded and resized, keeping the pool busy.
     let in_flight = Arc::new(Semaphore::new(2));
@@ -98,7 +112,7 @@ async fn batcher(embedder: Arc<Embedder>, mut rx: mpsc::Receiver<Job>, batch: us
             }
         }
         let embedder = embedder.clone();
-        tokio::task::spawn_blocking(move || {
+        tasks.spawn_blocking(move || {
             let started = Instant::now();
             let (bytes, replies): (Vec<Bytes>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.bytes, j.reply)).unzip();
