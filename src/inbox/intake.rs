@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::store::{InboxError, Inserted, NewEvent};
+use super::event::{InboxError, Inserted, NewEvent};
 use crate::db::{Backend, Db, now_ms};
 
 /// Most events in one statement. Ten bind parameters per row keeps a full
