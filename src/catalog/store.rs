@@ -54,7 +54,7 @@ impl ProductStore {
     pub async fn get(&self, id: &str) -> Result<Option<ProductRow>, sqlx::Error> {
         sqlx::query_as("SELECT * FROM products WHERE product_id = $1")
             .bind(id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(self.db.reader())
             .await
     }
 
@@ -103,14 +103,14 @@ impl ProductStore {
         .bind(w.event_id)
         .bind(w.event_at)
         .bind(now)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
         sqlx::query_as("SELECT status, COUNT(*) FROM products GROUP BY status")
-            .fetch_all(&self.db.pool)
+            .fetch_all(self.db.reader())
             .await
     }
 }

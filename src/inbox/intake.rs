@@ -56,7 +56,7 @@ impl GroupCommit {
     /// flushes concurrent commits together by itself).
     pub fn start(db: Db, max_retries: i64) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writers = match db.backend {
+        let writers = match db.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
@@ -176,7 +176,7 @@ async fn insert_group(
             .bind(now);
     }
     let stored: std::collections::HashSet<String> =
-        q.fetch_all(&db.writer).await?.into_iter().collect();
+        q.fetch_all(db.writer()).await?.into_iter().collect();
 
     let mut out = Vec::with_capacity(events.len());
     for (id, e) in ids.into_iter().zip(events) {
@@ -195,7 +195,7 @@ async fn insert_group(
         )
         .bind(&e.provider)
         .bind(&e.external_id)
-        .fetch_one(&db.pool)
+        .fetch_one(db.reader())
         .await?;
         out.push(Inserted {
             task_id,

@@ -220,7 +220,7 @@ impl Inbox {
                 )
             };
         }
-        let sql = match self.db.backend {
+        let sql = match self.db.backend() {
             Backend::Sqlite => claim!(""),
             Backend::Postgres => claim!(" FOR UPDATE SKIP LOCKED"),
         };
@@ -231,7 +231,7 @@ impl Inbox {
             .bind(&token)
             .bind(provider)
             .bind(n as i64)
-            .fetch_all(&self.db.writer)
+            .fetch_all(self.db.writer())
             .await?;
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
@@ -257,7 +257,7 @@ impl Inbox {
         .bind(outcome)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -299,7 +299,7 @@ impl Inbox {
         .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(status)
     }
@@ -316,7 +316,7 @@ impl Inbox {
         .bind(now_ms())
         .bind(&c.event.id)
         .bind(&c.lease_token)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(())
     }
@@ -334,7 +334,7 @@ impl Inbox {
         )
         .bind(now_ms())
         .bind(id)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         self.get(id).await
     }
@@ -346,7 +346,7 @@ impl Inbox {
             " FROM webhook_events WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.db.pool)
+        .fetch_optional(self.db.reader())
         .await?
         .ok_or_else(|| InboxError::NotFound(id.to_string()))
     }
@@ -365,7 +365,7 @@ impl Inbox {
         ))
         .bind(entity_type)
         .bind(entity_id)
-        .fetch_optional(&self.db.pool)
+        .fetch_optional(self.db.reader())
         .await?)
     }
 
@@ -386,7 +386,7 @@ impl Inbox {
             .bind(&q.event_type)
             .bind(q.start_ms)
             .bind(q.end_ms)
-            .fetch_one(&self.db.pool)
+            .fetch_one(self.db.reader())
             .await?;
         let limit = i64::from(q.limit.max(1));
         let data = sqlx::query_as(concat!(
@@ -402,7 +402,7 @@ impl Inbox {
         .bind(q.end_ms)
         .bind(limit)
         .bind(i64::from(q.page.max(1) - 1) * limit)
-        .fetch_all(&self.db.pool)
+        .fetch_all(self.db.reader())
         .await?;
         Ok((data, total))
     }
@@ -411,7 +411,7 @@ impl Inbox {
     pub async fn counts(&self) -> Result<Vec<(String, i64)>, InboxError> {
         Ok(
             sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
-                .fetch_all(&self.db.pool)
+                .fetch_all(self.db.reader())
                 .await?,
         )
     }

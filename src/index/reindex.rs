@@ -97,7 +97,7 @@ pub async fn run(
              WHERE status = 'indexed' AND ($1 IS NULL OR updated_at >= $1) ORDER BY product_id",
         )
         .bind(since)
-        .fetch_all(&db.pool)
+        .fetch_all(db.reader())
         .await?;
         if pass == 1 {
             report.total = rows.len();
@@ -132,7 +132,7 @@ pub async fn run(
     target.make_live().await?;
     sqlx::query("UPDATE products SET model_version = $1 WHERE status = 'indexed'")
         .bind(&info.version)
-        .execute(&db.writer)
+        .execute(db.writer())
         .await?;
     db.close().await;
     Ok(report)

@@ -50,7 +50,10 @@ async fn index_and_pending_events_survive_a_restart() {
         })
         .await
         .unwrap();
-    db.pool.close().await;
+    // Let go of the database before the service opens it again: both pools,
+    // also the clone the inbox's intake writer holds.
+    drop(inbox);
+    db.close().await;
 
     let app = start(settings, images, tmp).await;
     // Indexed before the restart: still found, by product and by image.
