@@ -4,7 +4,8 @@
 //! use `$N` placeholders (SQLite reads `$1` as a named parameter, and sqlx's
 //! SQLite driver binds it by its number, so `$N` means the N-th bind on both
 //! engines, wherever it appears and however often) and portable types only
-//! (text, BIGINT, double). Where the engines must differ (claiming with
+//! (text, BIGINT, double, and vocabularies stored as text: see
+//! `text_vocabulary!`). Where the engines must differ (claiming with
 //! `FOR UPDATE SKIP LOCKED`, schema types) the code asks [`Backend`].
 //!
 //! SQLite, the embedded default, runs in WAL mode so that readers (the
@@ -121,6 +122,73 @@ impl Db {
         self.reader.close().await;
     }
 }
+
+/// A word that a vocabulary type (an event or product status) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {vocabulary} `{value}`")]
+pub struct UnknownValue {
+    pub vocabulary: &'static str,
+    pub value: String,
+}
+
+/// For a fieldless enum stored as TEXT, with `const ALL: [Self; N]` and
+/// `fn as_str(self) -> &'static str`: implements `Display`, `FromStr` and
+/// sqlx's `Type`, `Encode` and `Decode` for the `Any` driver, all through
+/// `as_str`, so the words live in one place. sqlx's own `#[derive(Type)]`
+/// does not fit: for an enum it implements `Type` per engine only (a named
+/// enum type on PostgreSQL, not TEXT) and not for `Any`.
+macro_rules! text_vocabulary {
+    ($ty:ty, $vocabulary:literal) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::db::UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| $crate::db::UnknownValue {
+                        vocabulary: $vocabulary,
+                        value: s.to_string(),
+                    })
+            }
+        }
+
+        impl ::sqlx::Type<::sqlx::Any> for $ty {
+            fn type_info() -> ::sqlx::any::AnyTypeInfo {
+                <str as ::sqlx::Type<::sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &::sqlx::any::AnyTypeInfo) -> bool {
+                <str as ::sqlx::Type<::sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'q> ::sqlx::Encode<'q, ::sqlx::Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <::sqlx::Any as ::sqlx::Database>::ArgumentBuffer,
+            ) -> Result<::sqlx::encode::IsNull, ::sqlx::error::BoxDynError> {
+                <&str as ::sqlx::Encode<'q, ::sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> ::sqlx::Decode<'r, ::sqlx::Any> for $ty {
+            fn decode(
+                value: <::sqlx::Any as ::sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, ::sqlx::error::BoxDynError> {
+                let s = <&str as ::sqlx::Decode<'r, ::sqlx::Any>>::decode(value)?;
+                Ok(s.parse()?)
+            }
+        }
+    };
+}
+pub(crate) use text_vocabulary;
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
 pub fn now_ms() -> i64 {

@@ -49,12 +49,13 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
 /// (queue depth, index size) are read at scrape time.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.inbox.counts().await {
-        for status in super::events::STATUSES {
+        for status in crate::inbox::EventStatus::ALL {
             let n = counts
                 .iter()
-                .find(|(s, _)| s == status)
+                .find(|(s, _)| *s == status)
                 .map_or(0, |(_, n)| *n);
-            metrics::gauge!("visual_search_inbox_events", "status" => status).set(n as f64);
+            metrics::gauge!("visual_search_inbox_events", "status" => status.as_str())
+                .set(n as f64);
         }
     }
     if let Ok(n) = st.index.count().await {

@@ -9,7 +9,12 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::webhook::read_limited;
-use crate::{app::AppState, catalog::sync::ENTITY, error::ApiError, search::SearchParams};
+use crate::{
+    app::AppState,
+    catalog::{ProductStatus, sync::ENTITY},
+    error::ApiError,
+    search::SearchParams,
+};
 
 fn params(q: Result<Query<SearchParams>, QueryRejection>) -> Result<SearchParams, ApiError> {
     q.map(|Query(p)| p)
@@ -57,7 +62,7 @@ pub async fn get(
                 "category": data.get("category"),
                 "price": data.get("price"),
                 "currency": data.get("currency"),
-                "status": "pending",
+                "status": ProductStatus::Pending,
                 "error": e.error,
                 "embed_count": 0,
                 "pending_event": e.id,

@@ -13,7 +13,10 @@ pub mod retry;
 pub mod store;
 pub mod worker;
 
-pub use event::{InboxError, Inserted, NewEvent};
+pub use event::{
+    ErrorKind, EventStatus, FailOutcome, HandlerError, InboxError, Inserted, NewEvent, Outcome,
+    OutcomeKind,
+};
 pub use retry::RetryPolicy;
 pub use store::{Claimed, EventQuery, EventRecord, Inbox};
-pub use worker::{EventHandler, HandlerError, WorkerConfig};
+pub use worker::{EventHandler, WorkerConfig};
