@@ -9,9 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use vitrine::{
     Application, Settings,
-    catalog::{self, RawEvent, sync},
+    catalog::{self, RawEvent},
     http::signature,
-    inbox::NewEvent,
 };
 
 #[derive(Parser)]
@@ -206,17 +205,7 @@ async fn import(settings: Settings, file: &PathBuf) -> anyhow::Result<()> {
                 continue;
             }
         };
-        let ins = inbox
-            .insert(NewEvent {
-                provider: sync::PROVIDER.into(),
-                external_id: ev.event_id.clone(),
-                event_type: ev.kind.as_str().into(),
-                event_subtype: Some(ev.kind.subtype().into()),
-                entity_type: Some(sync::ENTITY.into()),
-                entity_id: Some(ev.data.product_id.clone()),
-                payload: body.to_string(),
-            })
-            .await?;
+        let ins = inbox.insert(ev.to_new_event(body.to_string())).await?;
         if ins.duplicate {
             duplicates += 1;
         } else {

@@ -4,6 +4,13 @@
 //! event kind ([`sync`]: the inbox handler for the `bakai` provider) with
 //! what each did ([`outcome`]).
 
+/// The inbox's `provider` for BakaiMarket events: their handler's key, and
+/// half of their dedup key.
+pub const PROVIDER: &str = "bakai";
+/// The inbox's `entity_type` of these events; the `entity_id` is the product
+/// id.
+pub const ENTITY: &str = "product";
+
 pub mod event;
 pub mod outcome;
 pub mod store;

@@ -33,8 +33,9 @@ use crate::{
     index::{Payload, Point, VectorIndex},
 };
 
-pub const PROVIDER: &str = "bakai";
-pub const ENTITY: &str = "product";
+// Defined in the module root (so that `event` can use them without
+// importing this file); still reachable here, where callers find them.
+pub use super::{ENTITY, PROVIDER};
 
 /// One async mutex per product id, created on demand and dropped when no
 /// one holds or waits for it.

@@ -19,7 +19,6 @@ use crate::{
     app::AppState,
     catalog::{self, RawEvent},
     error::ApiError,
-    inbox::NewEvent,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
@@ -98,19 +97,9 @@ pub async fn bakai(
         count_error(&event_type);
         ApiError::Unprocessable(format!("invalid event: {e}"))
     })?;
-    let inserted = st
-        .inbox
-        .insert(NewEvent {
-            provider: catalog::sync::PROVIDER.into(),
-            external_id: event.event_id.clone(),
-            event_type: event.kind.as_str().into(),
-            event_subtype: Some(event.kind.subtype().into()),
-            entity_type: Some(catalog::sync::ENTITY.into()),
-            entity_id: Some(event.data.product_id.clone()),
-            // Verified and parsed above, so it is valid UTF-8 JSON.
-            payload: String::from_utf8_lossy(&body).into_owned(),
-        })
-        .await?;
+    // Verified and parsed above, so the body is valid UTF-8 JSON.
+    let payload = String::from_utf8_lossy(&body).into_owned();
+    let inserted = st.inbox.insert(event.to_new_event(payload)).await?;
     // Counted once stored, so a redelivery of the same event is not counted
     // twice; duplicates have their own counter.
     if inserted.duplicate {
