@@ -145,6 +145,30 @@ impl ProductStore {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Indexed products, by id, all of them or (with `since`, Unix ms) those
+    /// changed since then: what `vitrine reindex` re-embeds.
+    pub async fn indexed_since(&self, since: Option<i64>) -> Result<Vec<ProductRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM products WHERE status = $1 AND ($2 IS NULL OR updated_at >= $2) \
+             ORDER BY product_id",
+        )
+        .bind(ProductStatus::Indexed)
+        .bind(since)
+        .fetch_all(self.db.reader())
+        .await
+    }
+
+    /// Records that every indexed product's vector now comes from model
+    /// `version` (after a reindex went live). Returns how many rows changed.
+    pub async fn set_indexed_model_version(&self, version: &str) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query("UPDATE products SET model_version = $1 WHERE status = $2")
+            .bind(version)
+            .bind(ProductStatus::Indexed)
+            .execute(self.db.writer())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn count_by_status(&self) -> Result<Vec<(ProductStatus, i64)>, sqlx::Error> {
         sqlx::query_as("SELECT status, COUNT(*) FROM products GROUP BY status")
             .fetch_all(self.db.reader())
