@@ -1,11 +1,12 @@
 //! The metadata database: connection, migrations and which engine it is.
 //!
 //! One code path serves both engines through sqlx's `Any` driver: queries
-//! use `$N` placeholders (SQLite reads `$1` as a named parameter, which
-//! binds by first appearance, so numbering them in order works on both) and
-//! portable types only (text, BIGINT, double). Where the engines must
-//! differ (claiming with `FOR UPDATE SKIP LOCKED`, schema types) the code
-//! asks [`Backend`].
+//! use `$N` placeholders (SQLite reads `$1` as a named parameter, and sqlx's
+//! SQLite driver binds it by its number, so `$N` means the N-th bind on both
+//! engines, wherever it appears and however often) and portable types only
+//! (text, BIGINT, double, and vocabularies stored as text: see
+//! `text_vocabulary!`). Where the engines must differ (claiming with
+//! `FOR UPDATE SKIP LOCKED`, schema types) the code asks [`Backend`].
 //!
 //! SQLite, the embedded default, runs in WAL mode so that readers (the
 //! event-history API, product lookups) never block the writer, with
@@ -68,20 +69,40 @@ impl Backend {
     }
 }
 
-/// A pool plus the engine behind it. Cheap to clone.
+/// The pools plus the engine behind them. Cheap to clone.
+///
+/// The pools are private so that every use says which one it means
+/// ([`Db::reader`] or [`Db::writer`]) and so that closing is all or nothing
+/// ([`Db::close`]).
 #[derive(Debug, Clone)]
 pub struct Db {
     /// For reads (and, on PostgreSQL, writes).
-    pub pool: AnyPool,
+    reader: AnyPool,
     /// For anything that writes: see the module doc.
-    pub writer: AnyPool,
-    pub backend: Backend,
+    writer: AnyPool,
+    backend: Backend,
     /// See [`Db::background_turn`]. A tokio mutex because the turn is held
     /// across the `.await` of the write.
     background: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
+    /// For reads. In WAL mode they never wait for the writer. On PostgreSQL
+    /// this is the same pool as [`Db::writer`].
+    pub fn reader(&self) -> &AnyPool {
+        &self.reader
+    }
+
+    /// For anything that writes: one connection on SQLite (see the module
+    /// doc). A write nobody waits on takes [`Db::background_turn`] first.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
     /// Call before a write that nobody is waiting on (worker claims and
     /// results) and hold the guard until the write is done. On SQLite this
     /// lets at most one such write queue for the single writer connection,
@@ -93,12 +114,81 @@ impl Db {
         }
     }
 
-    /// Closes both pools (they are the same one on PostgreSQL).
+    /// Closes both pools (they are the same one on PostgreSQL), for every
+    /// clone of this `Db`: for a clean shutdown, or before another instance
+    /// opens the same database. Waits until their connections are closed.
     pub async fn close(&self) {
         self.writer.close().await;
-        self.pool.close().await;
+        self.reader.close().await;
     }
 }
+
+/// A word that a vocabulary type (an event or product status) does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {vocabulary} `{value}`")]
+pub struct UnknownValue {
+    pub vocabulary: &'static str,
+    pub value: String,
+}
+
+/// For a fieldless enum stored as TEXT, with `const ALL: [Self; N]` and
+/// `fn as_str(self) -> &'static str`: implements `Display`, `FromStr` and
+/// sqlx's `Type`, `Encode` and `Decode` for the `Any` driver, all through
+/// `as_str`, so the words live in one place. sqlx's own `#[derive(Type)]`
+/// does not fit: for an enum it implements `Type` per engine only (a named
+/// enum type on PostgreSQL, not TEXT) and not for `Any`.
+macro_rules! text_vocabulary {
+    ($ty:ty, $vocabulary:literal) => {
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::db::UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| $crate::db::UnknownValue {
+                        vocabulary: $vocabulary,
+                        value: s.to_string(),
+                    })
+            }
+        }
+
+        impl ::sqlx::Type<::sqlx::Any> for $ty {
+            fn type_info() -> ::sqlx::any::AnyTypeInfo {
+                <str as ::sqlx::Type<::sqlx::Any>>::type_info()
+            }
+
+            fn compatible(ty: &::sqlx::any::AnyTypeInfo) -> bool {
+                <str as ::sqlx::Type<::sqlx::Any>>::compatible(ty)
+            }
+        }
+
+        impl<'q> ::sqlx::Encode<'q, ::sqlx::Any> for $ty {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <::sqlx::Any as ::sqlx::Database>::ArgumentBuffer,
+            ) -> Result<::sqlx::encode::IsNull, ::sqlx::error::BoxDynError> {
+                <&str as ::sqlx::Encode<'q, ::sqlx::Any>>::encode(self.as_str(), buf)
+            }
+        }
+
+        impl<'r> ::sqlx::Decode<'r, ::sqlx::Any> for $ty {
+            fn decode(
+                value: <::sqlx::Any as ::sqlx::Database>::ValueRef<'r>,
+            ) -> Result<Self, ::sqlx::error::BoxDynError> {
+                let s = <&str as ::sqlx::Decode<'r, ::sqlx::Any>>::decode(value)?;
+                Ok(s.parse()?)
+            }
+        }
+    };
+}
+pub(crate) use text_vocabulary;
 
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
 pub fn now_ms() -> i64 {
@@ -131,9 +221,9 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
             // The writer first, so the file exists and is in WAL mode before
             // the readers open it.
             let writer = sqlite_pool(1).connect(&url).await?;
-            let pool = sqlite_pool(8).connect(&url).await?;
+            let reader = sqlite_pool(8).connect(&url).await?;
             Db {
-                pool,
+                reader,
                 writer,
                 backend,
                 background: Default::default(),
@@ -147,7 +237,7 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
                 .await?;
             Db {
                 writer: pool.clone(),
-                pool,
+                reader: pool,
                 backend,
                 background: Default::default(),
             }
@@ -194,6 +284,6 @@ pub async fn migrate(db: &Db) -> Result<(), DbError> {
 }
 
 pub async fn ping(db: &Db) -> Result<(), DbError> {
-    sqlx::query("SELECT 1").execute(&db.pool).await?;
+    sqlx::query("SELECT 1").execute(db.reader()).await?;
     Ok(())
 }

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::{ENTITY, PROVIDER};
 pub use crate::embed::ImageRef;
+use crate::inbox::NewEvent;
 
 /// What a product event asks Vitrine to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +90,24 @@ pub struct ProductEvent {
     pub event_id: String,
     pub timestamp: DateTime<Utc>,
     pub data: ProductData,
+}
+
+impl ProductEvent {
+    /// The inbox row for this event, whoever received it (the webhook, `vitrine
+    /// import`): deduplicated by `event_id`, addressed to the `bakai` handler,
+    /// with `payload`, the JSON body the event was validated from, stored as
+    /// it is for the handler to parse again.
+    pub fn to_new_event(&self, payload: String) -> NewEvent {
+        NewEvent {
+            provider: PROVIDER.into(),
+            external_id: self.event_id.clone(),
+            event_type: self.kind.as_str().into(),
+            event_subtype: Some(self.kind.subtype().into()),
+            entity_type: Some(ENTITY.into()),
+            entity_id: Some(self.data.product_id.clone()),
+            payload,
+        }
+    }
 }
 
 /// The wire shape, deliberately loose: fields are checked in [`validate`].
@@ -271,6 +291,25 @@ mod tests {
         let mut v = good();
         v["data"]["price"] = json!(-3);
         assert!(parse(v).is_err());
+    }
+
+    #[test]
+    fn an_event_becomes_an_inbox_row_for_the_bakai_handler() {
+        let body = good().to_string();
+        let mut v = good();
+        v["event_type"] = json!("product.image.updated");
+        let n = parse(v).unwrap().to_new_event(body.clone());
+        assert_eq!(
+            (n.provider.as_str(), n.external_id.as_str()),
+            ("bakai", "evt-1")
+        );
+        assert_eq!(n.event_type, "product.image.updated");
+        assert_eq!(n.event_subtype.as_deref(), Some("image.updated"));
+        assert_eq!(
+            (n.entity_type.as_deref(), n.entity_id.as_deref()),
+            (Some("product"), Some("p-1"))
+        );
+        assert_eq!(n.payload, body);
     }
 
     #[test]

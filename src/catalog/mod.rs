@@ -1,11 +1,20 @@
 //! BakaiMarket catalog sync, the first [`crate::provider::Provider`]. Owns
 //! the product event ([`event`]: wire shape, validation), the `products`
-//! table ([`store`]: metadata, index status, stale-event detection), the
-//! rules for applying each event kind ([`sync`]: the inbox handler for the
-//! `bakai` provider), and its routes: the signed webhook ([`webhook`]) and
-//! the product lookup ([`products`]).
+//! table ([`store`]: metadata, index status, stale-event detection,
+//! [`ProductStatus`]), the rules for applying each event kind ([`sync`]: the
+//! inbox handler for the `bakai` provider) with what each did
+//! ([`outcome`]), and its routes: the signed webhook (`webhook`) and the
+//! product lookup (`products`).
+
+/// The inbox's `provider` for BakaiMarket events: their handler's key, and
+/// half of their dedup key.
+pub const PROVIDER: &str = "bakai";
+/// The inbox's `entity_type` of these events; the `entity_id` is the product
+/// id.
+pub const ENTITY: &str = "product";
 
 pub mod event;
+pub mod outcome;
 pub(crate) mod products;
 pub mod provider;
 pub mod store;
@@ -13,6 +22,7 @@ pub mod sync;
 pub(crate) mod webhook;
 
 pub use event::{EventKind, ProductData, ProductEvent, RawEvent, ValidationError, validate};
+pub use outcome::SyncOutcome;
 pub use provider::Catalog;
-pub use store::{ProductRow, ProductStore};
+pub use store::{ProductRow, ProductStatus, ProductStore};
 pub use sync::CatalogSync;

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{provider::CatalogState, sync::ENTITY};
+use super::{ENTITY, ProductStatus, provider::CatalogState};
 use crate::error::ApiError;
 
 pub async fn get(
@@ -50,7 +50,7 @@ pub async fn get(
                 "category": data.get("category"),
                 "price": data.get("price"),
                 "currency": data.get("currency"),
-                "status": "pending",
+                "status": ProductStatus::Pending,
                 "error": e.error,
                 "embed_count": 0,
                 "pending_event": e.id,

@@ -10,7 +10,7 @@ use axum::{
 };
 use tokio::sync::Notify;
 
-use super::{CatalogSync, ProductStore, products, sync::PROVIDER, webhook};
+use super::{CatalogSync, PROVIDER, ProductStore, products, webhook};
 use crate::{
     config::Secret,
     inbox::{EventHandler, Inbox},

@@ -1,10 +1,47 @@
 //! The `products` table: metadata, index status and the timestamp of the
 //! last event applied, which is what makes stale events detectable.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::event::ProductData;
-use crate::db::{Db, now_ms};
+use crate::db::{Db, now_ms, text_vocabulary};
+
+/// A product's index status: the `status` column of `products` (its `CHECK`
+/// lists the same words) and the `status` field of the product API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProductStatus {
+    /// Known, not (yet) in the index: its image has not been embedded, or it
+    /// came back after a delete through an event without an image.
+    Pending,
+    /// In the vector index with its current image.
+    Indexed,
+    /// Its last event failed for good; `error` says why.
+    Failed,
+    /// Deleted: out of the index, kept as a tombstone so that an older event
+    /// arriving late cannot bring it back.
+    Deleted,
+}
+
+impl ProductStatus {
+    pub const ALL: [ProductStatus; 4] = [
+        ProductStatus::Pending,
+        ProductStatus::Indexed,
+        ProductStatus::Failed,
+        ProductStatus::Deleted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProductStatus::Pending => "pending",
+            ProductStatus::Indexed => "indexed",
+            ProductStatus::Failed => "failed",
+            ProductStatus::Deleted => "deleted",
+        }
+    }
+}
+
+text_vocabulary!(ProductStatus, "product status");
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct ProductRow {
@@ -16,7 +53,7 @@ pub struct ProductRow {
     pub currency: Option<String>,
     pub image_ref: Option<String>,
     pub image_sha256: Option<String>,
-    pub status: String,
+    pub status: ProductStatus,
     pub error: Option<String>,
     pub model_version: Option<String>,
     pub embed_count: i64,
@@ -30,7 +67,7 @@ pub struct ProductRow {
 #[derive(Debug, Clone)]
 pub struct ProductWrite<'a> {
     pub data: &'a ProductData,
-    pub status: &'a str,
+    pub status: ProductStatus,
     pub image_ref: Option<String>,
     pub image_sha256: Option<String>,
     pub model_version: Option<String>,
@@ -54,7 +91,7 @@ impl ProductStore {
     pub async fn get(&self, id: &str) -> Result<Option<ProductRow>, sqlx::Error> {
         sqlx::query_as("SELECT * FROM products WHERE product_id = $1")
             .bind(id)
-            .fetch_optional(&self.db.pool)
+            .fetch_optional(self.db.reader())
             .await
     }
 
@@ -103,14 +140,80 @@ impl ProductStore {
         .bind(w.event_id)
         .bind(w.event_at)
         .bind(now)
-        .execute(&self.db.writer)
+        .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
-    pub async fn count_by_status(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    /// Indexed products, by id, all of them or (with `since`, Unix ms) those
+    /// changed since then: what `vitrine reindex` re-embeds.
+    pub async fn indexed_since(&self, since: Option<i64>) -> Result<Vec<ProductRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM products WHERE status = $1 AND ($2 IS NULL OR updated_at >= $2) \
+             ORDER BY product_id",
+        )
+        .bind(ProductStatus::Indexed)
+        .bind(since)
+        .fetch_all(self.db.reader())
+        .await
+    }
+
+    /// Records that every indexed product's vector now comes from model
+    /// `version` (after a reindex went live). Returns how many rows changed.
+    pub async fn set_indexed_model_version(&self, version: &str) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query("UPDATE products SET model_version = $1 WHERE status = $2")
+            .bind(version)
+            .bind(ProductStatus::Indexed)
+            .execute(self.db.writer())
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn count_by_status(&self) -> Result<Vec<(ProductStatus, i64)>, sqlx::Error> {
         sqlx::query_as("SELECT status, COUNT(*) FROM products GROUP BY status")
-            .fetch_all(&self.db.pool)
+            .fetch_all(self.db.reader())
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_word_and_serde() {
+        for s in ProductStatus::ALL {
+            assert_eq!(s.as_str().parse::<ProductStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::Value::String(s.as_str().into()));
+            assert_eq!(serde_json::from_value::<ProductStatus>(json).unwrap(), s);
+        }
+        let words: Vec<_> = ProductStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(words, ["pending", "indexed", "failed", "deleted"]);
+        assert_eq!(
+            "completed"
+                .parse::<ProductStatus>()
+                .unwrap_err()
+                .to_string(),
+            "unknown product status `completed`"
+        );
+    }
+
+    /// The enum and the `CHECK` constraint of both engines' schemas list the
+    /// same words, in the same order.
+    #[test]
+    fn statuses_match_the_schema() {
+        let quoted: Vec<_> = ProductStatus::ALL
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let check = format!("CHECK (status IN ({}))", quoted.join(", "));
+        for schema in [
+            include_str!("../../migrations/sqlite/20261122000001_inbox_and_products.sql"),
+            include_str!("../../migrations/postgres/20261122000001_inbox_and_products.sql"),
+        ] {
+            assert!(schema.contains(&check), "{check}");
+        }
     }
 }

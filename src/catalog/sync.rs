@@ -24,16 +24,18 @@ use sha2::{Digest, Sha256};
 
 use super::{
     event::{EventKind, ImageRef, ProductEvent, RawEvent, validate},
-    store::{ProductRow, ProductStore, ProductWrite},
+    outcome::SyncOutcome,
+    store::{ProductRow, ProductStatus, ProductStore, ProductWrite},
 };
 use crate::{
     embed::{EmbedError, EmbedService, FetchError, ImageFetcher},
-    inbox::{EventHandler, EventRecord, HandlerError},
+    inbox::{ErrorKind, EventHandler, EventRecord, HandlerError, Outcome},
     index::{Payload, Point, VectorIndex},
 };
 
-pub const PROVIDER: &str = "bakai";
-pub const ENTITY: &str = "product";
+// Defined in the module root (so that `event` can use them without
+// importing this file); still reachable here, where callers find them.
+pub use super::{ENTITY, PROVIDER};
 
 /// One async mutex per product id, created on demand and dropped when no
 /// one holds or waits for it.
@@ -85,25 +87,26 @@ pub struct CatalogSync {
     locks: KeyedLocks,
 }
 
-fn transient_or_permanent(retryable: bool, msg: String) -> HandlerError {
-    if retryable {
-        HandlerError::transient(msg)
-    } else {
-        HandlerError::permanent(msg)
-    }
-}
-
 impl From<FetchError> for HandlerError {
     fn from(e: FetchError) -> Self {
-        transient_or_permanent(e.is_transient(), e.to_string())
+        let kind = if e.is_transient() {
+            ErrorKind::Transient
+        } else {
+            ErrorKind::Permanent
+        };
+        HandlerError::new(kind, e.to_string())
     }
 }
 
 impl From<EmbedError> for HandlerError {
     fn from(e: EmbedError) -> Self {
         // A bad image will be just as bad next time; a runtime hiccup may not.
-        let retryable = !matches!(e, EmbedError::Image(_));
-        transient_or_permanent(retryable, e.to_string())
+        let kind = if matches!(e, EmbedError::Image(_)) {
+            ErrorKind::Permanent
+        } else {
+            ErrorKind::Transient
+        };
+        HandlerError::new(kind, e.to_string())
     }
 }
 
@@ -169,7 +172,7 @@ impl CatalogSync {
         }
     }
 
-    async fn apply(&self, ev: &ProductEvent) -> Result<String, HandlerError> {
+    async fn apply(&self, ev: &ProductEvent) -> Result<SyncOutcome, HandlerError> {
         let id = &ev.data.product_id;
         let _guard = self.locks.lock(id).await;
         let at = ev.timestamp.timestamp_millis();
@@ -177,12 +180,11 @@ impl CatalogSync {
         if let Some(last) = current.as_ref().and_then(|c| c.last_event_at)
             && at < last
         {
-            let last = chrono::DateTime::from_timestamp_millis(last).unwrap_or_default();
-            return Ok(format!(
-                "skipped: stale event (timestamp {} is older than {}, when product {id} was last changed)",
-                ev.timestamp.to_rfc3339(),
-                last.to_rfc3339()
-            ));
+            return Ok(SyncOutcome::Stale {
+                product_id: id.clone(),
+                event_at: ev.timestamp,
+                last_changed: chrono::DateTime::from_timestamp_millis(last).unwrap_or_default(),
+            });
         }
         let write = |status, error: Option<String>| ProductWrite {
             data: &ev.data,
@@ -198,30 +200,30 @@ impl CatalogSync {
 
         if ev.kind == EventKind::Deleted {
             let removed = self.index.delete(std::slice::from_ref(id)).await?;
-            self.products.write(write("deleted", None)).await?;
-            return Ok(if removed > 0 {
-                "deleted: removed from the index".into()
-            } else {
-                "deleted: was not in the index".into()
+            self.products
+                .write(write(ProductStatus::Deleted, None))
+                .await?;
+            return Ok(SyncOutcome::Deleted {
+                removed: removed > 0,
             });
         }
 
-        let indexed = current.as_ref().is_some_and(|c| c.status == "indexed");
+        let indexed = current
+            .as_ref()
+            .is_some_and(|c| c.status == ProductStatus::Indexed);
         let payload = merged_payload(ev, current.as_ref());
         let Some(image) = ev.data.image() else {
             // `updated` without an image: metadata only.
             if indexed {
                 self.index.set_payload(payload).await?;
             }
-            let status = current.as_ref().map_or("pending", |c| c.status.as_str());
-            let status = if status == "deleted" {
-                "pending"
-            } else {
-                status
+            let status = match current.as_ref().map(|c| c.status) {
+                None | Some(ProductStatus::Deleted) => ProductStatus::Pending,
+                Some(status) => status,
             };
             let error = current.as_ref().and_then(|c| c.error.clone());
             self.products.write(write(status, error)).await?;
-            return Ok("metadata updated (event carries no image)".into());
+            return Ok(SyncOutcome::MetadataOnly);
         };
 
         let bytes: Bytes = self.fetcher.fetch(&image).await?;
@@ -236,10 +238,10 @@ impl CatalogSync {
             self.products
                 .write(ProductWrite {
                     image_ref: Some(image_text(&image)),
-                    ..write("indexed", None)
+                    ..write(ProductStatus::Indexed, None)
                 })
                 .await?;
-            return Ok("metadata updated; image unchanged (same sha256), not re-embedded".into());
+            return Ok(SyncOutcome::ImageUnchanged);
         }
 
         let vector = self.embed.embed(bytes).await?;
@@ -250,18 +252,18 @@ impl CatalogSync {
                 image_sha256: Some(sha),
                 model_version: Some(version),
                 embedded: true,
-                ..write("indexed", None)
+                ..write(ProductStatus::Indexed, None)
             })
             .await?;
-        Ok("indexed: image embedded and upserted".into())
+        Ok(SyncOutcome::Indexed)
     }
 }
 
 #[async_trait::async_trait]
 impl EventHandler for CatalogSync {
-    async fn handle(&self, record: &EventRecord) -> Result<String, HandlerError> {
+    async fn handle(&self, record: &EventRecord) -> Result<Outcome, HandlerError> {
         let ev = parse(record)?;
-        self.apply(&ev).await
+        Ok(self.apply(&ev).await?.into())
     }
 
     async fn on_final_failure(&self, record: &EventRecord, error: &str) {
@@ -269,7 +271,7 @@ impl EventHandler for CatalogSync {
         let _guard = self.locks.lock(&ev.data.product_id).await;
         let w = ProductWrite {
             data: &ev.data,
-            status: "failed",
+            status: ProductStatus::Failed,
             image_ref: ev.data.image().as_ref().map(image_text),
             image_sha256: None,
             model_version: None,

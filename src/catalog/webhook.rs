@@ -9,15 +9,10 @@
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::{
-    RawEvent,
-    provider::CatalogState,
-    sync::{ENTITY, PROVIDER},
-};
+use super::{RawEvent, provider::CatalogState};
 use crate::{
     error::ApiError,
     http::{extract::read_limited, signature},
-    inbox::NewEvent,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
@@ -65,19 +60,9 @@ pub async fn receive(
         count_error(&event_type);
         ApiError::Unprocessable(format!("invalid event: {e}"))
     })?;
-    let inserted = st
-        .inbox
-        .insert(NewEvent {
-            provider: PROVIDER.into(),
-            external_id: event.event_id.clone(),
-            event_type: event.kind.as_str().into(),
-            event_subtype: Some(event.kind.subtype().into()),
-            entity_type: Some(ENTITY.into()),
-            entity_id: Some(event.data.product_id.clone()),
-            // Verified and parsed above, so it is valid UTF-8 JSON.
-            payload: String::from_utf8_lossy(&body).into_owned(),
-        })
-        .await?;
+    // Verified and parsed above, so the body is valid UTF-8 JSON.
+    let payload = String::from_utf8_lossy(&body).into_owned();
+    let inserted = st.inbox.insert(event.to_new_event(payload)).await?;
     // Counted once stored, so a redelivery of the same event is not counted
     // twice; duplicates have their own counter.
     if inserted.duplicate {

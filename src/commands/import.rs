@@ -8,9 +8,8 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    catalog::{self, RawEvent, sync},
+    catalog::{self, RawEvent},
     config::Settings,
-    inbox::NewEvent,
 };
 
 /// What an import did.
@@ -68,17 +67,7 @@ pub async fn run(
             match checked {
                 Err(e) => report.invalid.push((n + 1, format!("{e:#}"))),
                 Ok((ev, body)) => {
-                    let ins = inbox
-                        .insert(NewEvent {
-                            provider: sync::PROVIDER.into(),
-                            external_id: ev.event_id.clone(),
-                            event_type: ev.kind.as_str().into(),
-                            event_subtype: Some(ev.kind.subtype().into()),
-                            entity_type: Some(sync::ENTITY.into()),
-                            entity_id: Some(ev.data.product_id.clone()),
-                            payload: body.to_string(),
-                        })
-                        .await?;
+                    let ins = inbox.insert(ev.to_new_event(body.to_string())).await?;
                     if ins.duplicate {
                         report.duplicates += 1;
                     } else {

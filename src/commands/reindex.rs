@@ -18,6 +18,7 @@ use futures::StreamExt;
 
 use crate::{
     app::{self, open_inbox},
+    catalog::{ProductRow, ProductStore},
     config::Settings,
     db::now_ms,
     embed::{EmbedService, Embedder, ImageFetcher, ImageRef},
@@ -34,22 +35,13 @@ pub struct ReindexReport {
     pub failed: Vec<(String, String)>,
 }
 
-#[derive(Debug, sqlx::FromRow)]
-struct LiveProduct {
-    product_id: String,
-    title: Option<String>,
-    category: Option<String>,
-    price: Option<f64>,
-    currency: Option<String>,
-    image_ref: Option<String>,
-}
-
 /// Runs a reindex; `progress(done, total)` is called as products finish.
 pub async fn run(
     settings: &Settings,
     progress: impl Fn(usize, usize) + Send + Sync,
 ) -> anyhow::Result<ReindexReport> {
     let (db, _) = open_inbox(settings).await?;
+    let products = ProductStore::new(db.clone());
     let s = settings.embed.clone();
     let embedder = tokio::task::spawn_blocking(move || Embedder::from_settings(&s)).await??;
     let info = embedder.info().clone();
@@ -65,13 +57,7 @@ pub async fn run(
     };
     // Pass 1: everything live. Pass 2: whatever changed meanwhile.
     for (pass, since) in [(1, None), (2, Some(started))] {
-        let rows: Vec<LiveProduct> = sqlx::query_as(
-            "SELECT product_id, title, category, price, currency, image_ref FROM products \
-             WHERE status = 'indexed' AND ($1 IS NULL OR updated_at >= $1) ORDER BY product_id",
-        )
-        .bind(since)
-        .fetch_all(&db.pool)
-        .await?;
+        let rows = products.indexed_since(since).await?;
         if pass == 1 {
             report.total = rows.len();
         }
@@ -103,16 +89,13 @@ pub async fn run(
         }
     }
     target.make_live().await?;
-    sqlx::query("UPDATE products SET model_version = $1 WHERE status = 'indexed'")
-        .bind(&info.version)
-        .execute(&db.writer)
-        .await?;
+    products.set_indexed_model_version(&info.version).await?;
     db.close().await;
     Ok(report)
 }
 
 async fn reindex_one(
-    p: LiveProduct,
+    p: ProductRow,
     force: bool,
     embed: &EmbedService,
     fetcher: &ImageFetcher,

@@ -14,9 +14,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{extract::ApiQuery, state::AdminState};
-use crate::{error::ApiError, inbox::EventQuery};
-
-pub const STATUSES: [&str; 5] = ["pending", "processing", "completed", "failed", "retrying"];
+use crate::{
+    error::ApiError,
+    inbox::{EventQuery, EventStatus},
+};
 
 /// Middleware: the admin API fails closed when no token is configured.
 pub async fn require_admin(
@@ -89,15 +90,13 @@ pub async fn list(
     State(st): State<AdminState>,
     ApiQuery(p): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = nonempty(p.status);
-    if let Some(s) = &status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::Unprocessable(format!(
-            "status must be one of {}",
-            STATUSES.join(", ")
-        )));
-    }
+    let status = nonempty(p.status)
+        .map(|s| s.parse::<EventStatus>())
+        .transpose()
+        .map_err(|_| {
+            let words: Vec<_> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::Unprocessable(format!("status must be one of {}", words.join(", ")))
+        })?;
     let page = p.page.unwrap_or(1).max(1);
     let limit = p.limit.unwrap_or(20).clamp(1, 100);
     let query = EventQuery {

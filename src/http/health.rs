@@ -10,7 +10,7 @@ use crate::db;
 /// is down, so a load balancer stops sending traffic.
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = match db::ping(&st.db).await {
-        Ok(()) => json!({ "status": "ok", "engine": st.db.backend.name() }),
+        Ok(()) => json!({ "status": "ok", "engine": st.db.backend().name() }),
         Err(e) => json!({ "status": "error", "error": e.to_string() }),
     };
     let info = st.index.info();
@@ -70,12 +70,13 @@ pub async fn webhooks(State(st): State<AppState>) -> Json<Value> {
 /// (queue depth, index size) are read at scrape time.
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.inbox.counts().await {
-        for status in super::events::STATUSES {
+        for status in crate::inbox::EventStatus::ALL {
             let n = counts
                 .iter()
-                .find(|(s, _)| s == status)
+                .find(|(s, _)| *s == status)
                 .map_or(0, |(_, n)| *n);
-            metrics::gauge!("visual_search_inbox_events", "status" => status).set(n as f64);
+            metrics::gauge!("visual_search_inbox_events", "status" => status.as_str())
+                .set(n as f64);
         }
     }
     if let Ok(n) = st.index.count().await {

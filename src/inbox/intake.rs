@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::store::{InboxError, Inserted, NewEvent};
+use super::event::{EventStatus, InboxError, Inserted, NewEvent};
 use crate::db::{Backend, Db, now_ms};
 
 /// Most events in one statement. Ten bind parameters per row keeps a full
@@ -56,7 +56,7 @@ impl GroupCommit {
     /// flushes concurrent commits together by itself).
     pub fn start(db: Db, max_retries: i64) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let writers = match db.backend {
+        let writers = match db.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
@@ -112,7 +112,9 @@ async fn writer(db: Db, max_retries: i64, rx: Arc<Mutex<mpsc::Receiver<Pending>>
 }
 
 /// Builds `INSERT … VALUES (…), (…), … ON CONFLICT DO NOTHING RETURNING id`
-/// for `rows` rows. `created_at` and `updated_at` share one parameter.
+/// for `rows` rows. `created_at` and `updated_at` share one parameter. The
+/// status goes into the text rather than into a bind: it is one constant
+/// word from [`EventStatus`], the same for every row, not request data.
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO webhook_events (id, provider, external_id, event_type, event_subtype, \
@@ -124,7 +126,7 @@ fn insert_sql(rows: usize) -> String {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'pending', ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, '{}', ${}, ${}, ${}, ${})",
             p(1),
             p(2),
             p(3),
@@ -132,6 +134,7 @@ fn insert_sql(rows: usize) -> String {
             p(5),
             p(6),
             p(7),
+            EventStatus::Pending.as_str(),
             p(8),
             p(9),
             p(10),
@@ -157,7 +160,8 @@ async fn insert_group(
         .map(|_| uuid::Uuid::now_v7().to_string())
         .collect();
     // The SQL text depends only on the number of rows and is built from
-    // numbers, never from request data: safe to assert.
+    // numbers and `EventStatus::Pending`, never from request data: safe to
+    // assert.
     let sql = insert_sql(events.len());
     let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for (id, e) in ids.iter().zip(events) {
@@ -176,7 +180,7 @@ async fn insert_group(
             .bind(now);
     }
     let stored: std::collections::HashSet<String> =
-        q.fetch_all(&db.writer).await?.into_iter().collect();
+        q.fetch_all(db.writer()).await?.into_iter().collect();
 
     let mut out = Vec::with_capacity(events.len());
     for (id, e) in ids.into_iter().zip(events) {
@@ -195,7 +199,7 @@ async fn insert_group(
         )
         .bind(&e.provider)
         .bind(&e.external_id)
-        .fetch_one(&db.pool)
+        .fetch_one(db.reader())
         .await?;
         out.push(Inserted {
             task_id,

@@ -11,37 +11,18 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use super::store::{Claimed, EventRecord, Inbox};
-
-/// Why handling an event failed, and whether trying again may help.
-#[derive(Debug, Clone)]
-pub struct HandlerError {
-    pub message: String,
-    /// Transient (network, 5xx, timeouts): retry with backoff. Permanent (a
-    /// corrupt image, a 404): fail at once; retrying cannot help.
-    pub retryable: bool,
-}
-
-impl HandlerError {
-    pub fn permanent(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: false,
-        }
-    }
-    pub fn transient(message: impl Into<String>) -> Self {
-        Self {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-}
+use super::{
+    event::{FailOutcome, HandlerError, Outcome, OutcomeKind},
+    store::{Claimed, EventRecord, Inbox},
+};
 
 /// What a provider module implements to process its events.
 #[async_trait::async_trait]
 pub trait EventHandler: Send + Sync {
-    /// Applies the event; the returned text is stored as its `outcome`.
-    async fn handle(&self, event: &EventRecord) -> Result<String, HandlerError>;
+    /// Applies the event; the outcome's text is stored as its `outcome`. An
+    /// error's [`ErrorKind`](super::event::ErrorKind) decides whether the
+    /// event is tried again.
+    async fn handle(&self, event: &EventRecord) -> Result<Outcome, HandlerError>;
 
     /// Called once an event has failed for good, to reflect it elsewhere
     /// (for example a product's status).
@@ -169,7 +150,10 @@ async fn process(
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(Ok(outcome)) => match inbox.complete(&c, &outcome).await {
-            Ok(true) => tracing::info!(parent: &span, %outcome, "event applied"),
+            Ok(true) => match outcome.kind {
+                OutcomeKind::Applied => tracing::info!(parent: &span, %outcome, "event applied"),
+                OutcomeKind::Skipped => tracing::info!(parent: &span, %outcome, "event skipped"),
+            },
             Ok(false) => tracing::warn!(parent: &span, "lease lost before completion"),
             Err(e) => tracing::error!(parent: &span, error = %e, "could not mark event completed"),
         },
@@ -194,15 +178,15 @@ async fn record_failure(
 ) {
     metrics::counter!("visual_search_webhooks_errors_total", "event_type" => c.event.event_type.clone())
         .increment(1);
-    match inbox.fail(c, &err.message, err.retryable).await {
-        Ok("failed") => {
+    match inbox.fail(c, &err).await {
+        Ok(FailOutcome::Failed) => {
             tracing::warn!(id = %c.event.id, error = %err.message, "event failed for good");
             if let Some(h) = handler {
                 h.on_final_failure(&c.event, &err.message).await;
             }
         }
-        Ok(status) => {
-            tracing::info!(id = %c.event.id, error = %err.message, status, "event will be retried")
+        Ok(FailOutcome::Retrying { next_retry_at }) => {
+            tracing::info!(id = %c.event.id, error = %err.message, next_retry_at, "event will be retried")
         }
         Err(e) => tracing::error!(id = %c.event.id, error = %e, "could not record failure"),
     }

@@ -2,7 +2,6 @@
 //! are still found and events that were pending get processed.
 
 use serde_json::json;
-use vitrine::inbox::NewEvent;
 
 use crate::helpers::{Stopped, event, photos, spawn_app, start};
 
@@ -42,19 +41,15 @@ async fn index_and_pending_events_survive_a_restart() {
         "2026-11-22T10:00:00Z",
         json!({"title": "queued while down", "image_key": pending_name}),
     );
+    let ev = vitrine::catalog::validate(serde_json::from_value(body.clone()).unwrap()).unwrap();
     inbox
-        .insert(NewEvent {
-            provider: "bakai".into(),
-            external_id: "while-down".into(),
-            event_type: "product.created".into(),
-            event_subtype: Some("created".into()),
-            entity_type: Some("product".into()),
-            entity_id: Some(pending_name.clone()),
-            payload: body.to_string(),
-        })
+        .insert(ev.to_new_event(body.to_string()))
         .await
         .unwrap();
-    db.pool.close().await;
+    // Let go of the database before the service opens it again: both pools,
+    // also the clone the inbox's intake writer holds.
+    drop(inbox);
+    db.close().await;
 
     let app = start(settings, images, tmp).await;
     // Indexed before the restart: still found, by product and by image.

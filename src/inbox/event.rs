@@ -1,0 +1,243 @@
+//! The inbox's shared vocabulary: what the intake path hands over
+//! ([`NewEvent`]), what storing it returns ([`Inserted`]), how inbox
+//! operations fail ([`InboxError`]), where an event is in its life
+//! ([`EventStatus`]), and what a handler reports back ([`Outcome`],
+//! [`HandlerError`]) and the inbox makes of a failure ([`FailOutcome`]).
+//!
+//! [`super::store`], [`super::intake`] and [`super::worker`] all use these,
+//! and none of them imports another for its types: the store starts the
+//! intake and the worker drives the store, but what they share lives here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::text_vocabulary;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InboxError {
+    #[error("inbox database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("event {0} not found")]
+    NotFound(String),
+    #[error("event {0} is being processed right now; retry it once that attempt ends")]
+    Busy(String),
+    #[error("the inbox is shutting down")]
+    Closed,
+}
+
+/// An event to store, as the intake path hands it over.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub provider: String,
+    /// The provider's own id for this delivery: the dedup key.
+    pub external_id: String,
+    pub event_type: String,
+    pub event_subtype: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inserted {
+    pub task_id: String,
+    pub duplicate: bool,
+}
+
+/// Where an event is in its life: the `status` column of `webhook_events`
+/// (its `CHECK` lists the same words), the `status` filter and field of the
+/// admin API, and the label of the queue-depth gauge.
+///
+/// `pending → processing → completed`, or `processing → retrying →
+/// processing …` while transient failures have tries left, or `processing →
+/// failed`. A manual retry puts a finished event back to `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    /// Stored and waiting for its first try.
+    Pending,
+    /// Claimed by a worker that holds its lease.
+    Processing,
+    /// Applied; its `outcome` says what that did.
+    Completed,
+    /// Failed for good (a permanent error, or out of tries); `error` says why.
+    Failed,
+    /// A try failed with a transient error; due again at `next_retry_at`.
+    Retrying,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 5] = [
+        EventStatus::Pending,
+        EventStatus::Processing,
+        EventStatus::Completed,
+        EventStatus::Failed,
+        EventStatus::Retrying,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Processing => "processing",
+            EventStatus::Completed => "completed",
+            EventStatus::Failed => "failed",
+            EventStatus::Retrying => "retrying",
+        }
+    }
+}
+
+text_vocabulary!(EventStatus, "event status");
+
+/// What kind of result applying an event had, as far as the inbox cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeKind {
+    /// The event changed something.
+    Applied,
+    /// The event was accepted but changed nothing (for example, it was older
+    /// than the last one applied to its entity).
+    Skipped,
+}
+
+/// What applying an event did. The event completes with it, and `detail`
+/// is stored as its `outcome` text: each provider words its own (see
+/// `catalog::SyncOutcome`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub kind: OutcomeKind,
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn applied(detail: impl Into<String>) -> Self {
+        Self {
+            kind: OutcomeKind::Applied,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn skipped(detail: impl Into<String>) -> Self {
+        Self {
+            kind: OutcomeKind::Skipped,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Whether trying an event again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Network trouble, a 5xx, a timeout, a busy database: retry with backoff.
+    Transient,
+    /// A corrupt image, a 404, an invalid payload: fail at once, since
+    /// retrying cannot help.
+    Permanent,
+}
+
+/// Why handling an event failed; `message` is stored as the event's `error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct HandlerError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl HandlerError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Permanent, message)
+    }
+
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Transient, message)
+    }
+}
+
+/// What the inbox did with a failed try ([`super::Inbox::fail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOutcome {
+    /// Transient, and tries remain: the event is `retrying` and due again at
+    /// `next_retry_at` (Unix milliseconds, like every stored time).
+    Retrying { next_retry_at: i64 },
+    /// Permanent, or out of tries: the event has `failed` for good.
+    Failed,
+}
+
+impl FailOutcome {
+    /// The status the event has now.
+    pub fn status(self) -> EventStatus {
+        match self {
+            FailOutcome::Retrying { .. } => EventStatus::Retrying,
+            FailOutcome::Failed => EventStatus::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_round_trips_through_its_word_and_serde() {
+        for s in EventStatus::ALL {
+            assert_eq!(s.as_str().parse::<EventStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, serde_json::Value::String(s.as_str().into()));
+            assert_eq!(serde_json::from_value::<EventStatus>(json).unwrap(), s);
+        }
+        let words: Vec<_> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            words,
+            ["pending", "processing", "completed", "failed", "retrying"]
+        );
+        assert_eq!(
+            "skipped".parse::<EventStatus>().unwrap_err().to_string(),
+            "unknown event status `skipped`"
+        );
+        assert!("Pending".parse::<EventStatus>().is_err());
+    }
+
+    /// The enum and the `CHECK` constraint of both engines' schemas list the
+    /// same words, in the same order.
+    #[test]
+    fn statuses_match_the_schema() {
+        let quoted: Vec<_> = EventStatus::ALL
+            .iter()
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let check = format!("CHECK (status IN ({}))", quoted.join(", "));
+        for schema in [
+            include_str!("../../migrations/sqlite/20261122000001_inbox_and_products.sql"),
+            include_str!("../../migrations/postgres/20261122000001_inbox_and_products.sql"),
+        ] {
+            assert!(schema.contains(&check), "{check}");
+        }
+    }
+
+    #[test]
+    fn a_failure_says_which_status_it_left() {
+        assert_eq!(
+            FailOutcome::Retrying { next_retry_at: 1 }.status(),
+            EventStatus::Retrying
+        );
+        assert_eq!(FailOutcome::Failed.status(), EventStatus::Failed);
+        let e = HandlerError::transient("HTTP 503");
+        assert_eq!(
+            (e.kind, e.to_string()),
+            (ErrorKind::Transient, "HTTP 503".into())
+        );
+        assert_eq!(HandlerError::permanent("x").kind, ErrorKind::Permanent);
+        assert_eq!(Outcome::skipped("stale").to_string(), "stale");
+    }
+}
