@@ -11,14 +11,14 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_index};
+pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_inbox_tracked, open_index};
 
 use crate::{
     catalog::Catalog,
     config::Settings,
     embed::{EmbedService, Embedder, ImageFetcher},
     http::AppState,
-    inbox::{EventHandler, WorkerConfig},
+    inbox::{Inbox, WorkerConfig, worker::Handlers},
     provider::{Core, Provider},
     search::SearchService,
     telemetry,
@@ -48,7 +48,7 @@ impl Application {
         let metrics = telemetry::metrics_handle();
         let tasks = TaskTracker::new();
 
-        let (db, inbox) = open_inbox(&settings).await?;
+        let (db, inbox) = open_inbox_tracked(&settings, &tasks).await?;
 
         let s = settings.embed.clone();
         let embedder = tokio::task::spawn_blocking(move || Embedder::from_settings(&s)).await??;
@@ -114,8 +114,13 @@ impl Application {
         self.local_addr().port()
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// Processes due events on demand, beside the worker loop (tests).
+    pub fn due_processor(&self) -> DueProcessor {
+        DueProcessor {
+            inbox: self.core.inbox.clone(),
+            handlers: Arc::new(handlers(&self.providers)),
+            cfg: worker_config(&self.core.settings),
+        }
     }
 
     /// Serves until `shutdown` resolves (mini-redis's `server::run(listener,
@@ -184,30 +189,61 @@ impl Application {
     }
 }
 
-fn spawn_workers(
-    core: &Core,
-    providers: &[Box<dyn Provider>],
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    let mut handlers: HashMap<String, Arc<dyn EventHandler>> = HashMap::new();
+fn handlers(providers: &[Box<dyn Provider>]) -> Handlers {
+    let mut handlers: Handlers = HashMap::new();
     for p in providers {
         for (key, h) in p.handlers() {
             handlers.insert(key.to_string(), h);
         }
     }
-    let w = &core.settings.worker;
-    let cfg = WorkerConfig {
-        concurrency: w.concurrency,
-        lease: w.lease(),
-        poll_interval: w.poll_interval(),
-    };
+    handlers
+}
+
+fn spawn_workers(
+    core: &Core,
+    providers: &[Box<dyn Provider>],
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let handlers = handlers(providers);
     tokio::spawn(crate::inbox::worker::run(
         core.inbox.clone(),
         handlers,
-        cfg,
+        worker_config(&core.settings),
         core.wake.clone(),
         stop,
     ))
+}
+
+fn worker_config(settings: &Settings) -> WorkerConfig {
+    let w = &settings.worker;
+    WorkerConfig {
+        concurrency: w.concurrency,
+        lease: w.lease(),
+        poll_interval: w.poll_interval(),
+        shutdown_grace: w.shutdown_grace(),
+        abort_grace: w.abort_grace(),
+    }
+}
+
+/// A handle that processes whatever is due in the inbox, in the caller's
+/// task: see [`crate::inbox::worker::process_due`].
+#[derive(Clone)]
+pub struct DueProcessor {
+    inbox: Inbox,
+    handlers: Arc<Handlers>,
+    cfg: WorkerConfig,
+}
+
+impl DueProcessor {
+    /// Processes every due event; returns how many.
+    pub async fn process_due(&self) -> usize {
+        crate::inbox::worker::process_due(&self.inbox, &self.handlers, &self.cfg).await
+    }
+
+    /// Events not finished yet: pending, retrying or being processed.
+    pub async fn unfinished(&self) -> anyhow::Result<i64> {
+        Ok(self.inbox.unfinished().await?)
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: what `vitrine serve` hands to

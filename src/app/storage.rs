@@ -6,6 +6,7 @@
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
+use tokio_util::task::TaskTracker;
 
 use crate::{
     config::Settings,
@@ -103,10 +104,18 @@ pub async fn open_index(settings: &Settings, info: &ModelInfo) -> anyhow::Result
 
 /// Opens (creating and migrating) the metadata database and its inbox.
 pub async fn open_inbox(settings: &Settings) -> anyhow::Result<(Db, Inbox)> {
+    open_inbox_tracked(settings, &TaskTracker::new()).await
+}
+
+/// [`open_inbox`], with the inbox's intake writers tracked by `tasks`.
+pub async fn open_inbox_tracked(
+    settings: &Settings,
+    tasks: &TaskTracker,
+) -> anyhow::Result<(Db, Inbox)> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data dir {}", settings.data_dir.display()))?;
     let db = db::connect(&settings.database_url()).await?;
     let w = &settings.worker;
     let policy = RetryPolicy::new(w.retry_schedule.delays().to_vec(), w.max_retries);
-    Ok((db.clone(), Inbox::new(db, policy)))
+    Ok((db.clone(), Inbox::with_tasks(db, policy, tasks)))
 }

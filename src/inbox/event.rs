@@ -83,6 +83,11 @@ impl EventStatus {
             EventStatus::Retrying => "retrying",
         }
     }
+
+    /// Completed or failed: nothing will happen to it unless retried by hand.
+    pub fn is_final(self) -> bool {
+        matches!(self, EventStatus::Completed | EventStatus::Failed)
+    }
 }
 
 text_vocabulary!(EventStatus, "event status");

@@ -22,6 +22,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::task::TaskTracker;
 
 use super::event::{EventStatus, InboxError, Inserted, NewEvent};
 use crate::db::{Backend, Db, now_ms};
@@ -48,13 +49,15 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer tasks on the current tokio runtime.
+    /// Starts the writer tasks on the current tokio runtime, tracked by
+    /// `tasks` so that shutdown can wait until they have written what they
+    /// hold.
     ///
     /// SQLite gets one: it has a single write connection, so a second group
     /// could only wait for it. PostgreSQL gets several, so that one group is
     /// gathered and sent while another waits for its commit (PostgreSQL
     /// flushes concurrent commits together by itself).
-    pub fn start(db: Db, max_retries: i64) -> Self {
+    pub fn start(db: Db, max_retries: i64, tasks: &TaskTracker) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
         let writers = match db.backend() {
             Backend::Sqlite => 1,
@@ -62,7 +65,7 @@ impl GroupCommit {
         };
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..writers {
-            tokio::spawn(writer(db.clone(), max_retries, rx.clone()));
+            tasks.spawn(writer(db.clone(), max_retries, rx.clone()));
         }
         Self { tx }
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio_util::task::TaskTracker;
 
 use super::{
     event::{
@@ -213,7 +214,12 @@ impl Inbox {
     /// Must be called inside a tokio runtime: it starts the group-commit
     /// writer that [`Inbox::insert`] hands events to.
     pub fn new(db: Db, policy: RetryPolicy) -> Self {
-        let intake = GroupCommit::start(db.clone(), i64::from(policy.max_retries));
+        Self::with_tasks(db, policy, &TaskTracker::new())
+    }
+
+    /// [`Inbox::new`], with the intake writers tracked by `tasks`.
+    pub fn with_tasks(db: Db, policy: RetryPolicy, tasks: &TaskTracker) -> Self {
+        let intake = GroupCommit::start(db.clone(), i64::from(policy.max_retries), tasks);
         Self { db, policy, intake }
     }
 
@@ -446,6 +452,18 @@ impl Inbox {
     }
 
     /// Number of events per status: the queue depth metric.
+    /// How many events are not finished: pending, retrying or being
+    /// processed.
+    pub async fn unfinished(&self) -> Result<i64, InboxError> {
+        Ok(self
+            .counts()
+            .await?
+            .iter()
+            .filter(|(s, _)| !s.is_final())
+            .map(|(_, n)| n)
+            .sum())
+    }
+
     pub async fn counts(&self) -> Result<Vec<(EventStatus, i64)>, InboxError> {
         Ok(
             sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")

@@ -34,13 +34,47 @@ pub struct WorkerConfig {
     pub concurrency: usize,
     pub lease: Duration,
     pub poll_interval: Duration,
+    /// On shutdown, how long in-flight events may take to finish.
+    pub shutdown_grace: Duration,
+    /// Past that, how long one attempt still gets before it is aborted and
+    /// its event released back to the inbox.
+    pub abort_grace: Duration,
+}
+
+/// The handlers of every mounted provider, by the inbox `provider` key.
+pub type Handlers = HashMap<String, Arc<dyn EventHandler>>;
+
+/// Claims and processes every event that is due now, in the caller's task
+/// and up to `cfg.concurrency` at once, until a claim comes back empty;
+/// returns how many it processed. Beside a running [`run`] loop this is
+/// safe (a claim never hands one event to two callers), and tests use it to
+/// drive the inbox deterministically instead of waiting on the loop.
+pub async fn process_due(inbox: &Inbox, handlers: &Handlers, cfg: &WorkerConfig) -> usize {
+    let never = CancellationToken::new();
+    let mut done = 0;
+    loop {
+        let claimed = match inbox.claim(None, cfg.concurrency, cfg.lease).await {
+            Ok(c) if !c.is_empty() => c,
+            Ok(_) => return done,
+            Err(e) => {
+                tracing::error!(error = %e, "claiming events failed");
+                return done;
+            }
+        };
+        done += claimed.len();
+        futures::future::join_all(claimed.into_iter().map(|c| {
+            let handler = handlers.get(&c.event.provider).cloned();
+            process(inbox, handler, c, never.clone(), cfg.abort_grace)
+        }))
+        .await;
+    }
 }
 
 /// Runs until `shutdown` is cancelled, then waits for in-flight events (up to
 /// a grace period) and hands unfinished ones back to the inbox.
 pub async fn run(
     inbox: Inbox,
-    handlers: HashMap<String, Arc<dyn EventHandler>>,
+    handlers: Handlers,
     cfg: WorkerConfig,
     wake: Arc<Notify>,
     shutdown: CancellationToken,
@@ -93,15 +127,16 @@ pub async fn run(
             let handler = handlers.get(&c.event.provider).cloned();
             let inbox = inbox.clone();
             let stop = shutdown.clone();
+            let abort_grace = cfg.abort_grace;
             tasks.spawn(async move {
-                process(&inbox, handler, c, stop).await;
+                process(&inbox, handler, c, stop, abort_grace).await;
                 drop(permit);
             });
         }
     }
     // Grace period: let in-flight events finish; past it, they are released
     // inside `process` when it sees the cancellation.
-    let _ = tokio::time::timeout(Duration::from_secs(10), async {
+    let _ = tokio::time::timeout(cfg.shutdown_grace, async {
         while tasks.join_next().await.is_some() {}
     })
     .await;
@@ -112,6 +147,7 @@ async fn process(
     handler: Option<Arc<dyn EventHandler>>,
     c: Claimed,
     shutdown: CancellationToken,
+    abort_grace: Duration,
 ) {
     let event_type = c.event.event_type.clone();
     let started = std::time::Instant::now();
@@ -133,8 +169,8 @@ async fn process(
     let result = tokio::select! {
         r = &mut job => r,
         _ = shutdown.cancelled() => {
-            // Give the attempt a few seconds, then hand the event back.
-            match tokio::time::timeout(Duration::from_secs(5), &mut job).await {
+            // Give the attempt a little longer, then hand the event back.
+            match tokio::time::timeout(abort_grace, &mut job).await {
                 Ok(r) => r,
                 Err(_) => {
                     job.abort();

@@ -125,6 +125,9 @@ pub struct TestApp {
     _tmp: Option<Arc<tempfile::TempDir>>,
     token: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Processes due events in the test's own task (beside the app's worker
+    /// loop), so waiting helpers drive the inbox instead of only watching it.
+    due: Option<vitrine::app::DueProcessor>,
 }
 
 /// The suite runs on SQLite by default and on PostgreSQL when
@@ -213,6 +216,7 @@ pub async fn start(
         .expect("the app builds (did you run scripts/fetch-assets.sh?)");
     let addr = format!("http://127.0.0.1:{}", app.port());
     let token = CancellationToken::new();
+    let due = Some(app.due_processor());
     let handle = tokio::spawn(app.run_until(token.clone().cancelled_owned()));
     TestApp {
         addr,
@@ -222,6 +226,7 @@ pub async fn start(
         _tmp: tmp,
         token,
         handle: Some(handle),
+        due,
     }
 }
 
@@ -250,6 +255,8 @@ pub struct Stopped {
 impl TestApp {
     /// Stops the server and workers and waits until they are gone.
     pub async fn stop(mut self) -> Stopped {
+        // It holds handler clones; the app waits for those to go on shutdown.
+        self.due.take();
         self.token.cancel();
         if let Some(h) = self.handle.take() {
             h.await.unwrap().unwrap();
@@ -309,34 +316,60 @@ impl TestApp {
         body["data"].clone()
     }
 
-    /// Polls until the event reaches a final state (completed or failed).
-    pub async fn wait_event_done(&self, task_id: &str) -> Value {
-        for _ in 0..600 {
-            let e = self.event_record(task_id).await;
-            if e["status"] == "completed" || e["status"] == "failed" {
-                return e;
+    /// Drives the inbox until `done` holds: each round processes whatever
+    /// is due in this task, then checks. Fails at once, with `what()`, when
+    /// the inbox has nothing left to do and `done` still does not hold, and
+    /// after 60 s at the latest (retries wait for their schedule).
+    pub async fn drive_until<F, Fut>(&self, what: impl Fn() -> String, done: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let due = self.due.as_ref().expect("the app is running");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if done().await {
+                return;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let processed = due.process_due().await;
+            if processed == 0 {
+                if due.unfinished().await.unwrap() == 0 && !done().await {
+                    panic!("the inbox is idle and still not: {}", what());
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "timed out: {}",
+                    what()
+                );
+                // Something is retrying (or in the app's own worker): wait
+                // for it to come due.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
         }
-        panic!(
-            "event {task_id} did not finish: {}",
-            self.event_record(task_id).await
-        );
     }
 
-    /// Polls until the product has `status`.
+    /// Drives the inbox until the event reaches a final state (completed or
+    /// failed), and returns it.
+    pub async fn wait_event_done(&self, task_id: &str) -> Value {
+        let done = || async {
+            let e = self.event_record(task_id).await;
+            e["status"] == "completed" || e["status"] == "failed"
+        };
+        self.drive_until(|| format!("event {task_id} finished"), done)
+            .await;
+        self.event_record(task_id).await
+    }
+
+    /// Drives the inbox until the product has `status` and no event of it
+    /// is waiting.
     pub async fn wait_product(&self, id: &str, status: &str) -> Value {
-        for _ in 0..1200 {
+        let done = || async {
             let (code, p) = self.product(id).await;
-            if code == 200 && p["status"] == status && p["pending_event"].is_null() {
-                return p;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!(
-            "product {id} never reached {status}: {:?}",
-            self.product(id).await
-        );
+            code == 200 && p["status"] == status && p["pending_event"].is_null()
+        };
+        self.drive_until(|| format!("product {id} is {status}"), done)
+            .await;
+        self.product(id).await.1
     }
 
     pub async fn search_image(&self, bytes: Vec<u8>, query: &str) -> Vec<Value> {

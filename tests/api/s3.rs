@@ -180,22 +180,12 @@ async fn an_s3_outage_mid_run_ends_in_completion_after_retries() {
         ))
         .await;
     let task = sent["task_id"].as_str().unwrap();
-    // Wait until a try has failed and a retry is scheduled.
-    let mut retrying = false;
-    for _ in 0..200 {
-        let rec = app.event_record(task).await;
-        if rec["status"] == "retrying" {
-            retrying = true;
-            assert!(!rec["error"].as_str().unwrap().is_empty());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        retrying,
-        "the outage did not cause a retry: {}",
-        app.event_record(task).await
-    );
+    // Drive it until a try has failed and a retry is scheduled.
+    let retrying = || async { app.event_record(task).await["status"] == "retrying" };
+    app.drive_until(|| format!("the outage makes event {task} retry"), retrying)
+        .await;
+    let rec = app.event_record(task).await;
+    assert!(!rec["error"].as_str().unwrap().is_empty(), "{rec}");
 
     // It comes back (moto keeps objects in memory, so they are put again).
     let _server = start_moto(&moto, port).await;
