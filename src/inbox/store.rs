@@ -299,16 +299,41 @@ impl Inbox {
     /// tries remain, otherwise marks the event `failed` and keeps the error.
     /// Says which of the two it did.
     pub async fn fail(&self, c: &Claimed, err: &HandlerError) -> Result<FailOutcome, InboxError> {
-        let now = now_ms();
+        let outcome = self.failure_outcome(c, err);
+        self.record_failure(c, err, outcome).await?;
+        Ok(outcome)
+    }
+
+    /// What a failed try leads to: another try later (transient, tries
+    /// left), or the end. Decided before anything is written, so a handler
+    /// can reflect a final failure before the event shows it.
+    pub fn failure_outcome(&self, c: &Claimed, err: &HandlerError) -> FailOutcome {
         let retries = c.event.retry_count.max(0) as u32;
         let may_retry =
             err.kind == ErrorKind::Transient && retries < c.event.max_retries.max(0) as u32;
-        let (outcome, retry_count, processed) = if may_retry {
+        if may_retry {
             let delay = self.policy.delay_with_jitter(retries);
-            let next_retry_at = now + delay.as_millis() as i64;
-            (FailOutcome::Retrying { next_retry_at }, retries + 1, None)
+            FailOutcome::Retrying {
+                next_retry_at: now_ms() + delay.as_millis() as i64,
+            }
         } else {
-            (FailOutcome::Failed, retries, Some(now))
+            FailOutcome::Failed
+        }
+    }
+
+    /// Records a failed try with the `outcome` [`Inbox::failure_outcome`]
+    /// decided.
+    pub async fn record_failure(
+        &self,
+        c: &Claimed,
+        err: &HandlerError,
+        outcome: FailOutcome,
+    ) -> Result<(), InboxError> {
+        let now = now_ms();
+        let retries = c.event.retry_count.max(0) as u32;
+        let (retry_count, processed) = match outcome {
+            FailOutcome::Retrying { .. } => (retries + 1, None),
+            FailOutcome::Failed => (retries, Some(now)),
         };
         let next = match outcome {
             FailOutcome::Retrying { next_retry_at } => Some(next_retry_at),
@@ -331,7 +356,7 @@ impl Inbox {
         .bind(EventStatus::Processing)
         .execute(self.db.writer())
         .await?;
-        Ok(outcome)
+        Ok(())
     }
 
     /// Gives claimed events back untouched (graceful shutdown), so the next

@@ -214,16 +214,24 @@ async fn record_failure(
 ) {
     metrics::counter!("visual_search_webhooks_errors_total", "event_type" => c.event.event_type.clone())
         .increment(1);
-    match inbox.fail(c, &err).await {
-        Ok(FailOutcome::Failed) => {
-            tracing::warn!(id = %c.event.id, error = %err.message, "event failed for good");
-            if let Some(h) = handler {
-                h.on_final_failure(&c.event, &err.message).await;
+    let outcome = inbox.failure_outcome(c, &err);
+    // A final failure is reflected by the handler (a product's status)
+    // before the event shows it, so whoever sees the event `failed` also
+    // sees its effect.
+    if outcome == FailOutcome::Failed
+        && let Some(h) = handler
+    {
+        h.on_final_failure(&c.event, &err.message).await;
+    }
+    match inbox.record_failure(c, &err, outcome).await {
+        Ok(()) => match outcome {
+            FailOutcome::Failed => {
+                tracing::warn!(id = %c.event.id, error = %err.message, "event failed for good")
             }
-        }
-        Ok(FailOutcome::Retrying { next_retry_at }) => {
-            tracing::info!(id = %c.event.id, error = %err.message, next_retry_at, "event will be retried")
-        }
+            FailOutcome::Retrying { next_retry_at } => {
+                tracing::info!(id = %c.event.id, error = %err.message, next_retry_at, "event will be retried")
+            }
+        },
         Err(e) => tracing::error!(id = %c.event.id, error = %e, "could not record failure"),
     }
 }
