@@ -23,7 +23,6 @@
 //! one place errors become HTTP responses.
 
 pub mod app;
-pub mod bench;
 pub mod catalog;
 pub mod config;
 pub mod db;

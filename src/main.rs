@@ -14,6 +14,8 @@ use vitrine::{
     inbox::NewEvent,
 };
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "vitrine",
@@ -65,7 +67,7 @@ enum Command {
     /// Benchmarks that use the service's own code paths (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
-        what: vitrine::bench::BenchCommand,
+        what: cli::bench::BenchCommand,
     },
 }
 
@@ -150,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", s.database_url());
             Ok(())
         }
-        Command::Bench { what } => vitrine::bench::run(what).await,
+        Command::Bench { what } => cli::bench::run(what).await,
     }
 }
 
