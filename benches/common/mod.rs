@@ -15,6 +15,8 @@ use vitrine::{Settings, embed::Embedder};
 pub mod photos;
 pub mod stats;
 
+// `benches/index.rs` and `benches/search.rs` use it by this name; `pipeline` does not.
+#[allow(unused_imports)]
 pub use stats::load_average;
 
 pub const DIM: usize = 1280;

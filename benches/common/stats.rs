@@ -3,8 +3,9 @@
 //! given in `photos.rs`) and the bench targets: machines here are shared and
 //! noisy, so every report carries its spread and the load average.
 //!
-//! The unit tests below run with the binary's (`cargo test --bin vitrine`);
-//! bench targets are built without the test harness.
+//! Its unit tests are in `src/cli/bench/mod.rs`, so that they run with the
+//! binary's (`cargo test --bin vitrine`): the bench targets have no test
+//! harness.
 
 // Each includer uses its own subset.
 #![allow(dead_code)]
@@ -102,26 +103,4 @@ pub fn load_average() -> String {
 /// The 1-minute load average alone, as a number.
 pub fn load_1m() -> Option<f64> {
     load_average().split_whitespace().next()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn summary_median_and_spread() {
-        let s = Summary::of(&[3.0, 1.0, 2.0]);
-        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert!((s.spread_pct() - 50.0).abs() < 1e-9);
-        assert_eq!(Summary::of(&[1.0, 2.0, 3.0, 10.0]).median, 2.5);
-    }
-
-    #[test]
-    fn nearest_rank_quantiles() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(quantile(&v, 0.5), 50.0);
-        assert_eq!(quantile(&v, 0.99), 99.0);
-        assert_eq!(quantile(&v, 1.0), 100.0);
-        assert_eq!(quantile(&[7.0], 0.99), 7.0);
-    }
 }

@@ -153,3 +153,27 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     println!("{report}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    // The shared statistics (benches/common/stats.rs), tested here because
+    // the bench targets have no test harness.
+    use super::stats::{Summary, quantile};
+
+    #[test]
+    fn summary_median_and_spread() {
+        let s = Summary::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert!((s.spread_pct() - 50.0).abs() < 1e-9);
+        assert_eq!(Summary::of(&[1.0, 2.0, 3.0, 10.0]).median, 2.5);
+    }
+
+    #[test]
+    fn nearest_rank_quantiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&v, 0.5), 50.0);
+        assert_eq!(quantile(&v, 0.99), 99.0);
+        assert_eq!(quantile(&v, 1.0), 100.0);
+        assert_eq!(quantile(&[7.0], 0.99), 7.0);
+    }
+}
