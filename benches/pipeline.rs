@@ -17,111 +17,56 @@
 //! `cargo test --all-targets`) every bench runs once on a few photos and the
 //! small batches only, as a smoke test that takes a few seconds.
 
-use std::{
-    hint::black_box,
-    io::Cursor,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{hint::black_box, time::Duration};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use fast_image_resize::{
-    FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
-    images::{Image, ImageRef},
-};
-use image::{RgbImage, codecs::jpeg::JpegEncoder, imageops};
+use fast_image_resize::Resizer;
+use image::RgbImage;
 use vitrine::{
-    Settings,
     config::Secret,
-    embed::{Embedder, manifest::Manifest, preprocess},
+    embed::{manifest::Manifest, preprocess},
     http::signature,
 };
 
+mod common;
+use common::{
+    photos::{
+        Photo, RESIZE_SIDE, encode_jpeg, load_photos, resize_diff, resize_fir, resize_imageops,
+    },
+    root,
+};
+
 const MAX_PIXELS: u64 = 40_000_000;
-const SIDE: u32 = 224;
 
 fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+/// The first `limit` photos, sorted by name, as file bytes and decoded.
+fn photos(limit: usize) -> Vec<Photo> {
+    load_photos(&root().join("tests/data/photos"), MAX_PIXELS, limit)
+        .unwrap_or_else(|e| panic!("{e:#}; run scripts/fetch-assets.sh for the bench photos"))
 }
 
-/// The photos, sorted by name, as file bytes; `limit` keeps the first few.
-fn photos(limit: usize) -> Vec<(String, Vec<u8>)> {
-    let dir = root().join("tests/data/photos");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| {
-            panic!(
-                "{}: {e}; run scripts/fetch-assets.sh for the bench photos",
-                dir.display()
-            )
-        })
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            matches!(
-                p.extension().and_then(|x| x.to_str()),
-                Some("jpg" | "jpeg" | "png")
-            )
-        })
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no photos in {}", dir.display());
-    paths
-        .into_iter()
-        .take(limit)
-        .map(|p| {
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            (name, std::fs::read(&p).unwrap())
-        })
-        .collect()
-}
-
-fn jpeg_q90(img: &RgbImage) -> Vec<u8> {
-    let mut out = Cursor::new(Vec::new());
-    img.write_with_encoder(JpegEncoder::new_with_quality(&mut out, 90))
-        .unwrap();
-    out.into_inner()
-}
-
-fn manifest(model_dir: &Path) -> Manifest {
-    vitrine::embed::ModelInfo::load(model_dir)
+fn manifest() -> Manifest {
+    vitrine::embed::ModelInfo::load(&common::model_dir())
         .expect("model manifest; run scripts/fetch-assets.sh")
         .manifest
-}
-
-fn fir_resize(resizer: &mut Resizer, img: &RgbImage) -> Image<'static> {
-    let (w, h) = img.dimensions();
-    let src = ImageRef::new(w, h, img.as_raw(), PixelType::U8x3).unwrap();
-    let mut dst = Image::new(SIDE, SIDE, PixelType::U8x3);
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    resizer.resize(&src, &mut dst, &opts).unwrap();
-    dst
-}
-
-fn image_resize(img: &RgbImage) -> RgbImage {
-    imageops::resize(img, SIDE, SIDE, imageops::FilterType::Triangle)
 }
 
 fn bench_stages(c: &mut Criterion) {
     let full = full_run();
     let files = photos(if full { usize::MAX } else { 3 });
     let n = files.len() as u64;
-    let decoded: Vec<RgbImage> = files
-        .iter()
-        .map(|(name, b)| {
-            preprocess::decode(b, MAX_PIXELS).unwrap_or_else(|e| panic!("{name}: {e}"))
-        })
-        .collect();
-    let jpegs: Vec<Vec<u8>> = decoded.iter().map(jpeg_q90).collect();
+    let decoded: Vec<&RgbImage> = files.iter().map(|p| &p.image).collect();
+    let jpegs: Vec<Vec<u8>> = decoded.iter().map(|i| encode_jpeg(i).unwrap()).collect();
     let megapixels: f64 = decoded
         .iter()
         .map(|i| f64::from(i.width()) * f64::from(i.height()) / 1e6)
         .sum();
     eprintln!(
         "pipeline: {n} photos, {megapixels:.1} Mpx in all, {:.1} MB as files, {:.1} MB as JPEG q90",
-        files.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / 1e6,
+        files.iter().map(|p| p.bytes.len()).sum::<usize>() as f64 / 1e6,
         jpegs.iter().map(Vec::len).sum::<usize>() as f64 / 1e6,
     );
 
@@ -129,8 +74,8 @@ fn bench_stages(c: &mut Criterion) {
     g.throughput(Throughput::Elements(n));
     g.bench_function("original_files", |b| {
         b.iter(|| {
-            for (_, bytes) in &files {
-                black_box(preprocess::decode(black_box(bytes), MAX_PIXELS).unwrap());
+            for p in &files {
+                black_box(preprocess::decode(black_box(&p.bytes), MAX_PIXELS).unwrap());
             }
         })
     });
@@ -146,36 +91,22 @@ fn bench_stages(c: &mut Criterion) {
     // Same decoded images, same filter, same 224×224 output (the whole
     // image, no crop: `imageops::resize` cannot crop while resizing).
     let mut resizer = Resizer::new();
-    let diff: f64 = decoded
-        .iter()
-        .map(|img| {
-            let a = fir_resize(&mut resizer, img);
-            let b = image_resize(img);
-            let sum: u64 = a
-                .buffer()
-                .iter()
-                .zip(b.as_raw())
-                .map(|(x, y)| u64::from(x.abs_diff(*y)))
-                .sum();
-            sum as f64 / b.as_raw().len() as f64
-        })
-        .sum::<f64>()
-        / decoded.len() as f64;
+    let diff = resize_diff(&mut resizer, decoded.iter().copied()).unwrap();
     eprintln!("resize: mean |fast_image_resize − imageops| per channel value = {diff:.3} (of 255)");
-    let m = manifest(&root().join("models/effnet-lite0"));
+    let m = manifest();
     let mut g = c.benchmark_group("resize");
     g.throughput(Throughput::Elements(n));
     g.bench_function("fast_image_resize_bilinear_224", |b| {
         b.iter(|| {
             for img in &decoded {
-                black_box(fir_resize(&mut resizer, black_box(img)));
+                black_box(resize_fir(&mut resizer, black_box(img)).unwrap());
             }
         })
     });
     g.bench_function("imageops_triangle_224", |b| {
         b.iter(|| {
             for img in &decoded {
-                black_box(image_resize(black_box(img)));
+                black_box(resize_imageops(black_box(img)));
             }
         })
     });
@@ -192,7 +123,7 @@ fn bench_stages(c: &mut Criterion) {
         .iter()
         .map(|img| preprocess::resize_for_model(img, &m).unwrap())
         .collect();
-    let sample = 3 * SIDE as usize * SIDE as usize;
+    let sample = 3 * RESIZE_SIDE as usize * RESIZE_SIDE as usize;
     let mut out = vec![0f32; sample];
     let mut g = c.benchmark_group("tensor");
     g.throughput(Throughput::Elements(n));
@@ -219,30 +150,23 @@ fn bench_stages(c: &mut Criterion) {
     g.finish();
 }
 
-fn load_embedder(threads: usize) -> Embedder {
-    let mut s = Settings::for_data_dir(std::env::temp_dir());
-    s.embed.model_dir = root().join("models/effnet-lite0");
-    s.embed.threads = threads;
-    Embedder::from_settings(&s.embed).expect("model and ONNX Runtime; run scripts/fetch-assets.sh")
-}
-
 fn bench_embed(c: &mut Criterion) {
     let full = full_run();
-    let m = manifest(&root().join("models/effnet-lite0"));
+    let m = manifest();
     let files = photos(if full { usize::MAX } else { 2 });
-    let sample = 3 * SIDE as usize * SIDE as usize;
+    let sample = 3 * RESIZE_SIDE as usize * RESIZE_SIDE as usize;
     let batches: &[usize] = if full { &[1, 8, 32, 64] } else { &[1, 8] };
     let max_batch = *batches.iter().max().unwrap();
     // Real images cycled to the largest batch, preprocessed once.
     let mut tensor = vec![0f32; max_batch * sample];
     for (i, out) in tensor.chunks_exact_mut(sample).enumerate() {
-        let bytes = &files[i % files.len()].1;
+        let bytes = &files[i % files.len()].bytes;
         preprocess::preprocess(bytes, &m, MAX_PIXELS, out).unwrap();
     }
     // 0 = the service default, one thread per core; 1 for the comparison.
     let pools: &[usize] = if full { &[0, 1] } else { &[0] };
     for &threads in pools {
-        let embedder = load_embedder(threads);
+        let embedder = common::load_embedder(threads);
         let t = embedder.threads();
         let mut g = c.benchmark_group(format!("embed_threads{t}"));
         if full {

@@ -29,10 +29,9 @@
 //! Without `--bench` (inside `cargo test --all-targets`) it runs 2k vectors
 //! and a few queries, as a smoke test.
 
-use std::{hint::black_box, path::PathBuf, time::Instant};
+use std::{hint::black_box, time::Instant};
 
 use vitrine::{
-    Settings,
     embed::preprocess,
     index::{
         EmbeddedIndex, Filter, Payload, Point,
@@ -41,7 +40,7 @@ use vitrine::{
 };
 
 mod common;
-use common::{DIM, Rng, centres, load_average};
+use common::{DIM, Rng, centres, load_average, photos::read_files, stats::quantile};
 
 fn synthetic(i: usize, centres: &[Vec<f32>], rng: &mut Rng) -> Vec<f32> {
     common::around(&centres[i % centres.len()], rng)
@@ -116,7 +115,7 @@ fn memory() -> String {
 /// p50, p90, p99 and max of latencies in milliseconds (nearest rank).
 fn percentiles(mut ms: Vec<f64>) -> [f64; 4] {
     ms.sort_by(f64::total_cmp);
-    let q = |p: f64| ms[((p * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    let q = |p: f64| quantile(&ms, p);
     [q(0.50), q(0.90), q(0.99), ms[ms.len() - 1]]
 }
 
@@ -236,18 +235,17 @@ fn main() {
     } else {
         (&[2_000], 10)
     };
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let mut settings = Settings::for_data_dir(std::env::temp_dir());
-    settings.embed.model_dir = root.join("models/effnet-lite0");
-    let embedder = vitrine::embed::Embedder::from_settings(&settings.embed)
-        .expect("model and ONNX Runtime; run scripts/fetch-assets.sh");
+    let settings = common::settings(0);
+    let embedder = common::load_embedder(0);
     let manifest = embedder.info().manifest.clone();
-    let mut photos: Vec<Vec<u8>> = std::fs::read_dir(root.join("tests/data/photos"))
+    let mut photos: Vec<Vec<u8>> = read_files(&common::root().join("tests/data/photos"))
         .expect("tests/data/photos; run scripts/fetch-assets.sh")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jpg"))
-        .map(|p| std::fs::read(p).unwrap())
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".jpg"))
+        .map(|(_, bytes)| bytes)
         .collect();
+    // Sorted by content, not name, as this bench always has: the order picks
+    // each query's photo, so keeping it keeps the figures comparable.
     photos.sort();
     assert!(!photos.is_empty(), "no JPEG photos in tests/data/photos");
     let mut tensor = vec![0f32; embedder.sample_len()];

@@ -67,7 +67,6 @@
 //! become HTTP responses.
 
 pub mod app;
-pub mod bench;
 pub mod catalog;
 pub mod commands;
 pub mod config;

@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vitrine::{Application, Settings, commands};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "vitrine",
@@ -61,7 +63,7 @@ enum Command {
     /// Benchmarks that use the service's own code paths (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
-        what: vitrine::bench::BenchCommand,
+        what: cli::bench::BenchCommand,
     },
 }
 
@@ -173,6 +175,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {url}");
             Ok(())
         }
-        Command::Bench { what } => vitrine::bench::run(what).await,
+        Command::Bench { what } => cli::bench::run(what).await,
     }
 }

@@ -1,10 +1,23 @@
-//! What `benches/index.rs` and `benches/search.rs` share: the vector size,
-//! a small deterministic generator, the clustered synthetic vectors both
-//! time their searches on, and the load average they report. (A folder with
+//! What the bench targets share: the vector size, a small deterministic
+//! generator and the clustered synthetic vectors `benches/index.rs` and
+//! `benches/search.rs` time their searches on; and, in files of their own
+//! that `vitrine bench` includes too, the photos and resizers ([`photos`])
+//! and the statistics and load average ([`stats`]). (A folder with
 //! `mod.rs`, so cargo does not take it for a bench target of its own.)
 
 // Each bench uses its own subset of these.
 #![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use vitrine::{Settings, embed::Embedder};
+
+pub mod photos;
+pub mod stats;
+
+// `benches/index.rs` and `benches/search.rs` use it by this name; `pipeline` does not.
+#[allow(unused_imports)]
+pub use stats::load_average;
 
 pub const DIM: usize = 1280;
 
@@ -43,12 +56,26 @@ pub fn around(centre: &[f32], rng: &mut Rng) -> Vec<f32> {
     )
 }
 
-/// The 1, 5 and 15-minute load averages, as `/proc/loadavg` gives them.
-pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
+/// The repository root, where `scripts/fetch-assets.sh` puts the model and
+/// the photos.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn model_dir() -> PathBuf {
+    root().join("models/effnet-lite0")
+}
+
+/// The default settings with the real model and `threads` pool threads (0 =
+/// one per core, the service's default).
+pub fn settings(threads: usize) -> Settings {
+    let mut s = Settings::for_data_dir(std::env::temp_dir());
+    s.embed.model_dir = model_dir();
+    s.embed.threads = threads;
+    s
+}
+
+pub fn load_embedder(threads: usize) -> Embedder {
+    Embedder::from_settings(&settings(threads).embed)
+        .expect("model and ONNX Runtime; run scripts/fetch-assets.sh")
 }
