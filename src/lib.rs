@@ -72,14 +72,13 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod embed;
-pub mod error;
+pub(crate) mod error;
 pub mod http;
 pub mod inbox;
 pub mod index;
-pub mod provider;
-pub mod search;
+pub(crate) mod provider;
+pub(crate) mod search;
 pub mod telemetry;
 
 pub use app::Application;
 pub use config::Settings;
-pub use http::AppState;

@@ -16,13 +16,13 @@ pub const ENTITY: &str = "product";
 pub mod event;
 pub mod outcome;
 pub(crate) mod products;
-pub mod provider;
+pub(crate) mod provider;
 pub mod store;
 pub mod sync;
 pub(crate) mod webhook;
 
 pub use event::{EventKind, ProductData, ProductEvent, RawEvent, ValidationError, validate};
 pub use outcome::SyncOutcome;
-pub use provider::Catalog;
+pub(crate) use provider::Catalog;
 pub use store::{ProductRow, ProductStatus, ProductStore};
 pub use sync::CatalogSync;

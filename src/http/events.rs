@@ -2,7 +2,6 @@
 //! token `VITRINE_ADMIN_TOKEN`.
 
 use axum::{
-    Json,
     extract::{Path, Request, State},
     http::header::AUTHORIZATION,
     middleware::Next,
@@ -13,7 +12,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{extract::ApiQuery, state::AdminState};
+use super::{
+    extract::{ApiJson, ApiQuery},
+    state::AdminState,
+};
 use crate::{
     error::ApiError,
     inbox::{EventQuery, EventStatus},
@@ -89,7 +91,7 @@ fn nonempty(s: Option<String>) -> Option<String> {
 pub async fn list(
     State(st): State<AdminState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<ApiJson<Value>, ApiError> {
     let status = nonempty(p.status)
         .map(|s| s.parse::<EventStatus>())
         .transpose()
@@ -114,7 +116,7 @@ pub async fn list(
     };
     let (rows, total) = st.inbox.list(&query).await?;
     let total_pages = (total + i64::from(limit) - 1) / i64::from(limit);
-    Ok(Json(json!({
+    Ok(ApiJson(json!({
         "data": rows.iter().map(|r| r.view(false)).collect::<Vec<_>>(),
         "pagination": { "page": page, "limit": limit, "total": total, "totalPages": total_pages },
     })))
@@ -124,20 +126,20 @@ pub async fn list(
 pub async fn get(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<ApiJson<Value>, ApiError> {
     let rec = st.inbox.get(&id).await?;
-    Ok(Json(json!({ "data": rec.view(true) })))
+    Ok(ApiJson(json!({ "data": rec.view(true) })))
 }
 
 /// `POST /api/v1/events/{id}/retry`
 pub async fn retry(
     State(st): State<AdminState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<ApiJson<Value>, ApiError> {
     let rec = st.inbox.retry(&id).await?;
     st.wake.notify_one();
     tracing::info!(id = %id, at = %Utc::now(), "manual retry requested");
-    Ok(Json(json!({
+    Ok(ApiJson(json!({
         "success": true,
         "message": "Event queued for another try",
         "data": rec.view(false),

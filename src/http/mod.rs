@@ -8,11 +8,11 @@
 //! merges them under the same layers.
 
 pub(crate) mod events;
-pub mod extract;
+pub(crate) mod extract;
 pub(crate) mod health;
 pub(crate) mod search;
 pub mod signature;
-pub mod state;
+pub(crate) mod state;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +26,7 @@ use axum::{
 };
 use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
-pub use state::AppState;
+pub(crate) use state::AppState;
 
 /// The whole application's routes: the core ones plus each provider's,
 /// with metrics, tracing and the request timeout around all of them.

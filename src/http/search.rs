@@ -1,13 +1,10 @@
 //! Shopper search routes: similar-by-product and search-by-image.
 
-use axum::{
-    Json,
-    extract::{Path, Request, State},
-};
+use axum::extract::{Path, Request, State};
 use serde_json::{Value, json};
 
 use super::{
-    extract::{ApiQuery, read_upload},
+    extract::{ApiJson, ApiQuery, read_upload},
     state::SearchState,
 };
 use crate::{error::ApiError, search::SearchParams};
@@ -17,12 +14,12 @@ pub async fn similar(
     State(st): State<SearchState>,
     Path(id): Path<String>,
     ApiQuery(p): ApiQuery<SearchParams>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<ApiJson<Value>, ApiError> {
     let started = std::time::Instant::now();
     let results = st.search.similar_to(&id, &p).await?;
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "product")
         .record(started.elapsed().as_secs_f64());
-    Ok(Json(
+    Ok(ApiJson(
         json!({ "results": results, "model_version": st.embed.info().version }),
     ))
 }
@@ -33,7 +30,7 @@ pub async fn by_image(
     State(st): State<SearchState>,
     ApiQuery(p): ApiQuery<SearchParams>,
     req: Request,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<ApiJson<Value>, ApiError> {
     let bytes = read_upload(req, "image", st.max_upload_bytes).await?;
     if bytes.is_empty() {
         return Err(ApiError::Unprocessable("no image in the request".into()));
@@ -42,7 +39,7 @@ pub async fn by_image(
     let results = st.search.by_image(bytes, &p).await?;
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "image")
         .record(started.elapsed().as_secs_f64());
-    Ok(Json(
+    Ok(ApiJson(
         json!({ "results": results, "model_version": st.embed.info().version }),
     ))
 }
