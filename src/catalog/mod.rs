@@ -17,6 +17,7 @@ pub mod event;
 pub mod outcome;
 pub(crate) mod products;
 pub(crate) mod provider;
+pub(crate) mod state;
 pub mod store;
 pub mod sync;
 pub(crate) mod webhook;

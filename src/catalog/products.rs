@@ -7,7 +7,7 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{ENTITY, ProductStatus, provider::CatalogState};
+use super::{ENTITY, ProductStatus, state::CatalogState};
 use crate::error::ApiError;
 
 pub async fn get(

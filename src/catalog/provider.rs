@@ -4,28 +4,15 @@
 
 use std::sync::Arc;
 
+use super::{CatalogSync, PROVIDER, ProductStore, products, state::CatalogState, webhook};
+use crate::{
+    inbox::EventHandler,
+    provider::{Core, Provider},
+};
 use axum::{
     Router,
     routing::{get, post},
 };
-use tokio::sync::Notify;
-
-use super::{CatalogSync, PROVIDER, ProductStore, products, webhook};
-use crate::{
-    config::Secret,
-    inbox::{EventHandler, Inbox},
-    provider::{Core, Provider},
-};
-
-/// What the catalog's routes need.
-#[derive(Clone)]
-pub struct CatalogState {
-    pub secrets: Arc<Vec<Secret>>,
-    pub max_body_bytes: usize,
-    pub inbox: Inbox,
-    pub products: ProductStore,
-    pub wake: Arc<Notify>,
-}
 
 pub struct Catalog {
     state: CatalogState,

@@ -9,7 +9,7 @@
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::{RawEvent, provider::CatalogState};
+use super::{RawEvent, state::CatalogState};
 use crate::{
     error::ApiError,
     http::{extract::read_limited, signature},
