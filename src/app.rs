@@ -22,6 +22,7 @@ use crate::{
     inbox::{EventHandler, Inbox, RetryPolicy, WorkerConfig},
     index::{
         EmbeddedIndex, VectorIndex,
+        embedded::live,
         qdrant::{QdrantConfig, QdrantIndex},
     },
     search::SearchService,
@@ -133,7 +134,7 @@ impl OpenedIndex {
     /// What the live pointer (LIVE file / Qdrant alias) names now.
     pub async fn live_target(&self) -> anyhow::Result<Option<String>> {
         Ok(match &self.live {
-            Live::Embedded { data_dir, .. } => crate::index::reindex::embedded_live(data_dir),
+            Live::Embedded { data_dir, .. } => live::read_live(&data_dir.join("index")),
             Live::Qdrant(q) => q.alias_target().await?,
         })
     }
@@ -141,9 +142,7 @@ impl OpenedIndex {
     /// Points the live pointer at this index, atomically.
     pub async fn make_live(&self) -> anyhow::Result<()> {
         match &self.live {
-            Live::Embedded { data_dir, name } => {
-                crate::index::reindex::set_embedded_live(data_dir, name)?
-            }
+            Live::Embedded { data_dir, name } => live::set_live(&data_dir.join("index"), name)?,
             Live::Qdrant(q) => q.switch_alias().await?,
         }
         Ok(())
@@ -180,7 +179,7 @@ pub async fn open_index(settings: &Settings, info: &ModelInfo) -> anyhow::Result
     let embedded =
         tokio::task::spawn_blocking(move || EmbeddedIndex::open(&dir, dim, &version)).await??;
     Ok(OpenedIndex {
-        index: Arc::new(Arc::new(embedded)),
+        index: Arc::new(embedded),
         live: Live::Embedded {
             data_dir: settings.data_dir.clone(),
             name,

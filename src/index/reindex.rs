@@ -12,7 +12,7 @@
 //! - The switch is atomic: the embedded index's `LIVE` file is replaced by a
 //!   rename; Qdrant's alias is moved in one alias operation.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use futures::StreamExt;
 
@@ -51,24 +51,6 @@ fn image_ref(s: &str) -> ImageRef {
     } else {
         ImageRef::Key(s.to_string())
     }
-}
-
-/// Name of the live embedded index folder, kept in `data/index/LIVE`.
-pub fn embedded_live(data_dir: &Path) -> Option<String> {
-    std::fs::read_to_string(data_dir.join("index").join("LIVE"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-}
-
-/// Atomically points `data/index/LIVE` at `dir_name`.
-pub fn set_embedded_live(data_dir: &Path, dir_name: &str) -> std::io::Result<()> {
-    let dir = data_dir.join("index");
-    std::fs::create_dir_all(&dir)?;
-    let tmp = dir.join("LIVE.tmp");
-    std::fs::write(&tmp, format!("{dir_name}\n"))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join("LIVE"))
 }
 
 /// Runs a reindex; `progress(done, total)` is called as products finish.

@@ -109,7 +109,9 @@ async fn reindex_flow(qdrant: Option<String>) {
     // The suite may run wholly on Qdrant (VITRINE_TEST_INDEX=qdrant).
     match app_b.settings.qdrant_url.is_empty().then_some(()) {
         Some(()) => {
-            let live = vitrine::index::reindex::embedded_live(&app_b.settings.data_dir).unwrap();
+            let live =
+                vitrine::index::embedded::live::read_live(&app_b.settings.data_dir.join("index"))
+                    .unwrap();
             assert!(live.ends_with(&version_b[..12]), "LIVE = {live}");
         }
         None => {
