@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `mod.rs` (here) | [`EmbeddedIndex`], its options, its in-memory state, open |
 //! | [`kernels`] | int8/f32 dot products, quantising, binary codes, Hamming distance |
-//! | `format.rs` | the on-disk format: header, log entries, replay |
-//! | `writer.rs` | the files a writer holds, log appends, compaction, the write operations |
+//! | `format.rs` | the on-disk format: header, directory lock, log records and their framing, replay |
+//! | `writer.rs` | the files a writer holds, log appends, compaction, the write operations and their rollback |
 //! | `plan.rs` | the search plan ([`Plan`], its constants), candidate selection, top-k |
 //! | `adapter.rs` | [`VectorIndex`](crate::index::VectorIndex) on the index's sized pools |
 //! | [`live`] | the `LIVE` pointer naming the index folder that serves |
@@ -68,19 +68,27 @@
 //! # Files
 //! - `index.json`: format, dimension and model version. Opening an index of
 //!   another model version fails: vectors of two models never mix.
+//! - `LOCK`: held (`flock`, exclusive) by the one process that has the
+//!   index open; a second open fails with [`IndexError::Locked`]. Every
+//!   open is a writer, `vitrine reindex` included.
 //! - `vectors.f32`, `vectors.i8`: fixed-size records by slot number.
 //!   `vectors.i8` is pre-extended in doubling steps (its tail past the last
 //!   slot is zeros no slot references), so its map is replaced O(log n)
-//!   times as the index grows.
-//! - `points.log`: append-only JSON lines, `put` (slot, scale, payload) and
-//!   `del` (id). Replayed at open; compacted when mostly dead.
+//!   times as the index grows; it never becomes shorter than its map.
+//! - `points.log`: append-only entries, `put` (slot, scale, payload) and
+//!   `del` (id), framed one record per write with a length and a CRC32
+//!   (format 2; `format.rs` says how torn tails and format-1 JSON lines are
+//!   read). Replayed at open; compacted when mostly dead.
 //!
 //! # Crash safety
 //! A write first stores vector bytes in a slot no live point uses and syncs
-//! them, then appends and syncs the log line that makes the slot live. A
-//! crash before the log sync leaves an unreferenced slot, which is reused.
-//! Replacing a point writes a fresh slot and frees the old one only after the
-//! log commit, so a reader sees the old or the new vector, never a mix.
+//! them, then appends and syncs the log record that makes the slot live. A
+//! crash before the log sync leaves an unreferenced slot, which is reused,
+//! and at most a torn last record, which open cuts off. Replacing a point
+//! writes a fresh slot and frees the old one only after the log commit, so
+//! a reader sees the old or the new vector, never a mix. A write that fails
+//! (a full disk) returns its error and leaves the index as it was
+//! (`writer.rs`), so the event that caused it is retried.
 
 mod adapter;
 mod format;
@@ -89,6 +97,8 @@ pub mod live;
 mod plan;
 mod writer;
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;
 
@@ -252,7 +262,9 @@ impl EmbeddedIndex {
 impl Core {
     fn open(dir: &Path, dim: usize, model_version: &str) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-        format::check_or_write_header(dir, dim, model_version)?;
+        // Before anything is read: another writer could change it all.
+        let lock = format::lock_dir(dir)?;
+        let header_format = format::check_or_write_header(dir, dim, model_version)?;
 
         let open_rw = |name: &str| -> Result<File, IndexError> {
             let p = dir.join(name);
@@ -269,7 +281,8 @@ impl Core {
         let log_path = dir.join("points.log");
         let f32_reader = File::open(dir.join("vectors.f32")).map_err(io_err(dir))?;
 
-        let (live, log_entries) = format::replay(&log_path)?;
+        let loaded = format::load_log(&log_path)?;
+        let live = loaded.live;
         let next_slot = live.values().map(|(s, _, _)| s + 1).max().unwrap_or(0);
         let i8_path = dir.join("vectors.i8");
         let codes = MappedCodes::map(&i8_file).map_err(io_err(&i8_path))?;
@@ -294,7 +307,7 @@ impl Core {
             by_id.insert(id, slot);
         }
         // The binary stage is derived, never stored: no new file to keep
-        // crash-consistent, and indexes of format 1 open unchanged.
+        // crash-consistent, and indexes written before it open unchanged.
         let (reference, reference_live) = mean_reference(dim, codes.as_i8(), &slots);
         let bits = all_binary_codes(dim, codes.as_i8(), &slots, &reference);
         let live_slots = slots.iter().map(Option::is_some).collect();
@@ -328,11 +341,24 @@ impl Core {
                 log,
                 free,
                 next_slot,
-                log_entries,
+                log_entries: loaded.entries,
+                log_len: loaded.framed_len.unwrap_or(0),
+                log_dirty: false,
+                _lock: lock,
+                #[cfg(test)]
+                faults: Default::default(),
             }),
             f32_reader,
         };
-        core.compact_if_mostly_dead()?;
+        if loaded.framed_len.is_none() || header_format != format::FORMAT {
+            // Format 1 (or no log yet): the header first, so that an older
+            // binary refuses the index from here on, then the log framed.
+            format::write_header(dir, dim, model_version)?;
+            let mut w = core.lock_writer();
+            core.rewrite_log(&mut w, &core.read_state())?;
+        } else {
+            core.compact_if_mostly_dead();
+        }
         Ok(core)
     }
 
