@@ -13,7 +13,11 @@ use crate::{
     db::{self, Db},
     embed::ModelInfo,
     inbox::{Inbox, RetryPolicy},
-    index::{EmbeddedIndex, VectorIndex, embedded, qdrant::QdrantIndex},
+    index::{
+        EmbeddedIndex, VectorIndex,
+        embedded::{self, EmbeddedOptions},
+        qdrant::QdrantIndex,
+    },
 };
 
 /// Where the embedded indexes live: one folder per model version, plus the
@@ -58,7 +62,7 @@ impl OpenedIndex {
     /// What the live pointer (LIVE file / Qdrant alias) names now.
     pub async fn live_target(&self) -> anyhow::Result<Option<String>> {
         Ok(match &self.live {
-            Live::Embedded { root, .. } => embedded::read_live(root),
+            Live::Embedded { root, .. } => embedded::live::read_live(root),
             Live::Qdrant(q) => q.alias_target().await?,
         })
     }
@@ -66,7 +70,7 @@ impl OpenedIndex {
     /// Points the live pointer at this index, atomically.
     pub async fn make_live(&self) -> anyhow::Result<()> {
         match &self.live {
-            Live::Embedded { root, name } => embedded::set_live(root, name)?,
+            Live::Embedded { root, name } => embedded::live::set_live(root, name)?,
             Live::Qdrant(q) => q.switch_alias().await?,
         }
         Ok(())
@@ -91,10 +95,14 @@ pub async fn open_index(settings: &Settings, info: &ModelInfo) -> anyhow::Result
         .to_string_lossy()
         .into_owned();
     let (dim, version) = (info.dim(), info.version.clone());
+    let options = EmbeddedOptions {
+        search_threads: settings.index.search_threads,
+    };
     let embedded =
-        tokio::task::spawn_blocking(move || EmbeddedIndex::open(&dir, dim, &version)).await??;
+        tokio::task::spawn_blocking(move || EmbeddedIndex::open_with(&dir, dim, &version, options))
+            .await??;
     Ok(OpenedIndex {
-        index: Arc::new(Arc::new(embedded)), // TEMP(merge)
+        index: Arc::new(embedded),
         live: Live::Embedded {
             root: index_root(settings),
             name,

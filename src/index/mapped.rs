@@ -12,8 +12,16 @@
 //! one whose point was removed from the searchable state under the state's
 //! write lock before the slot was reused. A slot becomes visible to readers
 //! only by a later swap under that same lock, which orders the write before
-//! any read. The file is never shrunk or replaced while mapped, so no access
-//! can fault. This is how Qdrant's and tantivy's mmap storage work, too.
+//! any read. The file is never shrunk below its map or replaced while
+//! mapped, so no access can fault: the one truncation, undoing a failed
+//! write's growth (`embedded/writer.rs`), goes back to the length before
+//! that write, which the map never exceeds; compaction rewrites only the
+//! log. No other process writes it meanwhile: every process that opens the
+//! index holds the exclusive lock on its directory (`embedded/format.rs`).
+//! (That lock is advisory: a process that is not Vitrine, or a person, can
+//! still truncate the file, and the next search touching the lost pages
+//! dies with SIGBUS.) This is how Qdrant's and tantivy's mmap storage work,
+//! too.
 
 #![allow(unsafe_code)]
 
@@ -34,7 +42,8 @@ impl MappedCodes {
             return Ok(Self { map: None });
         }
         // SAFETY: see the module doc: the file is only appended to or
-        // written in slots no reader uses, and never truncated while mapped.
+        // written in slots no reader uses, never truncated below a live
+        // map, and no other process writes it (the directory lock).
         let map = unsafe { MmapOptions::new().len(len as usize).map(file)? };
         Ok(Self { map: Some(map) })
     }

@@ -103,6 +103,12 @@ pub enum IndexError {
         found: String,
         expected: String,
     },
+    #[error(
+        "the index at {path} is already open for writing by another process (or another handle \
+         in this one), which holds the lock on {path}/LOCK; only one process may write an index: stop the other `vitrine serve` or \
+         `vitrine reindex`, or give this one its own data directory"
+    )]
+    Locked { path: String },
     #[error("vector has dimension {got}, the index expects {expected}")]
     Dimension { got: usize, expected: usize },
     #[error("index backend: {0}")]

@@ -119,9 +119,10 @@ async fn reindex_flow(qdrant: Option<String>) {
     // The suite may run wholly on Qdrant (VITRINE_TEST_INDEX=qdrant).
     match app_b.settings.qdrant.is_none().then_some(()) {
         Some(()) => {
-            let live =
-                vitrine::index::embedded::read_live(&vitrine::app::index_root(&app_b.settings))
-                    .unwrap();
+            let live = vitrine::index::embedded::live::read_live(&vitrine::app::index_root(
+                &app_b.settings,
+            ))
+            .unwrap();
             assert!(live.ends_with(&version_b[..12]), "LIVE = {live}");
         }
         None => {

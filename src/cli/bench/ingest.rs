@@ -181,7 +181,7 @@ async fn ingest_pass(
     let opened =
         tokio::task::spawn_blocking(move || EmbeddedIndex::open(&dir_owned, dim, &version))
             .await??;
-    let index: Arc<dyn VectorIndex> = Arc::new(Arc::new(opened));
+    let index: Arc<dyn VectorIndex> = Arc::new(opened);
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
