@@ -1,30 +1,41 @@
 //! Fetching product images: `image_key` against `IMAGE_BASE_URL` (http(s) or
 //! `file://`), or an absolute `image_url` from the event.
 //!
-//! Guards, each with its own readable error:
-//! - connect and overall timeouts;
-//! - a byte cap, enforced while streaming (a lying `Content-Length` does not
-//!   get past it);
-//! - an SSRF guard: an event must not make us fetch from our own network.
-//!   Hosts resolving to loopback, private, link-local or other internal
-//!   addresses are refused unless allow-listed (`VITRINE_FETCH_ALLOW`). The
-//!   check sits in the DNS resolver, so it also covers redirects and cannot
-//!   be dodged by a name that resolves differently the second time
-//!   (DNS rebinding): the address we connect to is the address we checked.
+//! Guards, each with its own error class:
+//! - connect and overall timeouts (the overall one covers redirects and the
+//!   body, and local reads too);
+//! - a byte cap, enforced while streaming (a lying `Content-Length` or a
+//!   file whose metadata says 0 bytes does not get past it);
+//! - keys stay under their base, whatever their encoding ([`resolve`]);
+//! - local reads only of regular files under the canonical base ([`local`]);
+//! - an SSRF guard ([`guard`]): an event must not make us fetch from our own
+//!   network. Every special-purpose address range is refused unless
+//!   allow-listed (`VITRINE_FETCH_ALLOW`), checked before every request and
+//!   redirect hop and again in the DNS resolver (so DNS rebinding gains
+//!   nothing);
+//! - no proxy from the environment (`HTTP_PROXY` & co. would otherwise take
+//!   the target's resolution out of our hands); a proxy is used only when
+//!   configured (`fetch.proxy`), and then the target is resolved and checked
+//!   here before the request goes out;
 //! - `file://` is only reachable through the configured base URL, never from
 //!   an event's own `image_url`.
+//!
+//! Errors have two faces: `Display` (and [`FetchError::public_reason`]) is a
+//! short class that may be shown to anyone (a product's public `error`);
+//! [`FetchError::detail`] names the URL (credentials redacted) or file and
+//! the cause, for logs and the admin event API.
 
-use std::{
-    net::{IpAddr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-    time::Duration,
-};
+mod guard;
+mod local;
+mod resolve;
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use ipnet::IpNet;
 use url::Url;
+
+pub use guard::{AllowList, is_internal};
 
 use crate::config::{FetchSettings, S3Settings};
 
@@ -56,24 +67,40 @@ impl ImageRef {
     }
 }
 
+/// Why an image could not be fetched.
+///
+/// `Display` is the public face: a short class (plus the HTTP status or the
+/// cap, which say nothing about our network), never a URL, a path or a
+/// connect error. The fields hold the detail, URLs already redacted, for
+/// [`FetchError::detail`].
 #[derive(Debug, thiserror::Error, Clone)]
 pub enum FetchError {
-    #[error("no image base URL configured to resolve image_key `{0}` (set IMAGE_BASE_URL)")]
+    #[error("no image base URL configured")]
     NoBaseUrl(String),
-    #[error("invalid image URL `{url}`: {reason}")]
+    #[error("invalid image URL")]
     InvalidUrl { url: String, reason: String },
-    #[error("refused to fetch {url}: {reason} (allow it with VITRINE_FETCH_ALLOW)")]
+    #[error("image URL refused")]
     Refused { url: String, reason: String },
-    #[error("image not found: {0}")]
+    #[error("image not found")]
     NotFound(String),
-    #[error("image server answered {status} for {url}")]
+    #[error("image host answered HTTP {status}")]
     Status { url: String, status: u16 },
-    #[error("image is larger than the {cap}-byte cap: {url}")]
+    #[error("image too large (over {cap} bytes)")]
     TooLarge { url: String, cap: usize },
-    #[error("timed out fetching {0}")]
+    #[error("image fetch timed out")]
     Timeout(String),
-    #[error("could not fetch {url}: {reason}")]
+    #[error("image host unreachable")]
     Network { url: String, reason: String },
+    /// A local read failed for another reason than a missing file.
+    #[error("image could not be read")]
+    Local {
+        url: String,
+        reason: String,
+        transient: bool,
+    },
+    /// The fetch settings are unusable (an allow-list entry, the proxy).
+    #[error("image fetching is misconfigured")]
+    Config(String),
 }
 
 impl FetchError {
@@ -82,106 +109,75 @@ impl FetchError {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             FetchError::Timeout(_) | FetchError::Network { .. } => true,
+            FetchError::Local { transient, .. } => *transient,
             _ => false,
         }
     }
-}
 
-/// Which internal addresses may be fetched anyway.
-#[derive(Debug, Clone, Default)]
-pub struct AllowList {
-    hosts: Vec<String>,
-    nets: Vec<IpNet>,
-}
-
-impl AllowList {
-    /// Entries are host names, IP addresses or CIDR blocks.
-    pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut list = Self::default();
-        for e in entries {
-            let e = e.trim();
-            if let Ok(net) = e.parse::<IpNet>() {
-                list.nets.push(net);
-            } else if let Ok(ip) = e.parse::<IpAddr>() {
-                list.nets.push(IpNet::from(ip));
-            } else if !e.is_empty() {
-                list.hosts.push(e.to_ascii_lowercase());
-            }
+    /// The class of failure, safe for public responses: it names no URL,
+    /// path, address or connect error.
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            FetchError::NoBaseUrl(_) => "no image base URL configured",
+            FetchError::InvalidUrl { .. } => "invalid image URL",
+            FetchError::Refused { .. } => "image URL refused",
+            FetchError::NotFound(_) => "image not found",
+            FetchError::Status { .. } => "image host answered an error",
+            FetchError::TooLarge { .. } => "image too large",
+            FetchError::Timeout(_) => "image fetch timed out",
+            FetchError::Network { .. } => "image host unreachable",
+            FetchError::Local { .. } => "image could not be read",
+            FetchError::Config(_) => "image fetching is misconfigured",
         }
-        list
     }
 
-    fn allows_host(&self, host: &str) -> bool {
-        self.hosts.iter().any(|h| h.eq_ignore_ascii_case(host))
-    }
-
-    fn allows_ip(&self, ip: IpAddr) -> bool {
-        self.nets.iter().any(|n| n.contains(&ip))
-    }
-}
-
-/// True for addresses an outside event must never make us reach.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 carrier-grade NAT
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0/24 IETF
-                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
+    /// The whole story, for logs and the admin event API: the URL (with any
+    /// credentials redacted) or file path, and the cause.
+    pub fn detail(&self) -> String {
+        match self {
+            FetchError::NoBaseUrl(k) => format!(
+                "no image base URL configured to resolve image_key `{k}` (set IMAGE_BASE_URL)"
+            ),
+            FetchError::InvalidUrl { url, reason } => {
+                format!("invalid image URL `{url}`: {reason}")
             }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (s[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
+            FetchError::Refused { url, reason } => {
+                format!("refused to fetch {url}: {reason} (allow it with VITRINE_FETCH_ALLOW)")
+            }
+            FetchError::NotFound(url) => format!("image not found: {url}"),
+            FetchError::Status { url, status } => {
+                format!("image server answered {status} for {url}")
+            }
+            FetchError::TooLarge { url, cap } => {
+                format!("image is larger than the {cap}-byte cap: {url}")
+            }
+            FetchError::Timeout(url) => format!("timed out fetching {url}"),
+            FetchError::Network { url, reason } => format!("could not fetch {url}: {reason}"),
+            FetchError::Local { url, reason, .. } => format!("could not read {url}: {reason}"),
+            FetchError::Config(reason) => format!("fetch settings: {reason}"),
         }
     }
 }
 
-/// DNS resolution that drops internal addresses unless allowed.
-struct GuardedResolver {
-    allow: Arc<AllowList>,
+/// A URL for error details: password and user name redacted.
+fn shown(url: &Url) -> String {
+    let mut u = url.clone();
+    if !u.username().is_empty() {
+        let _ = u.set_username("***");
+    }
+    crate::config::redact_url(u.as_str())
 }
 
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if allow.allows_host(&host) {
-                return Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs);
-            }
-            let permitted: Vec<SocketAddr> = addrs
-                .iter()
-                .copied()
-                .filter(|a| !is_internal(a.ip()) || allow.allows_ip(a.ip()))
-                .collect();
-            if permitted.is_empty() {
-                return Err(format!("{host} resolves only to internal addresses").into());
-            }
-            Ok(Box::new(permitted.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
+/// Most redirects followed for one image.
+const MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, Clone)]
 pub struct FetchConfig {
     pub base_url: Option<Url>,
     pub allow: AllowList,
+    /// An explicitly configured proxy for http(s) fetches; none means direct
+    /// connections, whatever the environment says.
+    pub proxy: Option<Url>,
     pub connect_timeout: Duration,
     pub timeout: Duration,
     pub max_bytes: usize,
@@ -190,7 +186,7 @@ pub struct FetchConfig {
 #[derive(Clone)]
 pub struct ImageFetcher {
     cfg: Arc<FetchConfig>,
-    allow: Arc<AllowList>,
+    guard: Arc<guard::Guard>,
     http: reqwest::Client,
     /// When set, `image_key`s are object keys in this bucket.
     s3: Option<super::s3::S3Images>,
@@ -203,17 +199,18 @@ impl ImageFetcher {
         fetch: &FetchSettings,
         s3: Option<&S3Settings>,
     ) -> Result<Self, FetchError> {
-        let base_url = fetch.image_base_url.clone().map(|mut u| {
-            // `join` would replace the last segment of a base without '/'.
-            if !u.path().ends_with('/') {
-                let path = format!("{}/", u.path());
-                u.set_path(&path);
-            }
-            u
-        });
+        let proxy = match &fetch.proxy {
+            Some(p) if !p.is_empty() => Some(
+                Url::parse(p.expose().trim())
+                    .map_err(|e| FetchError::Config(format!("fetch.proxy is not a URL: {e}")))?,
+            ),
+            _ => None,
+        };
         let fetcher = Self::new(FetchConfig {
-            base_url,
-            allow: AllowList::parse(fetch.allow.iter().map(String::as_str)),
+            base_url: fetch.image_base_url.clone(),
+            allow: AllowList::parse(fetch.allow.iter().map(String::as_str))
+                .map_err(FetchError::Config)?,
+            proxy,
             connect_timeout: fetch.connect_timeout(),
             timeout: fetch.timeout(),
             max_bytes: fetch.max_bytes,
@@ -239,52 +236,59 @@ impl ImageFetcher {
         // compiled in (aws-lc would need cmake and clang). Installing it
         // again is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        // The configured image host is trusted by definition.
-        if let Some(base) = &cfg.base_url
-            && let Some(host) = base.host_str()
-        {
-            cfg.allow = AllowList {
-                hosts: [
-                    cfg.allow.hosts.clone(),
-                    vec![host.trim_matches(['[', ']']).to_string()],
-                ]
-                .concat(),
-                nets: cfg.allow.nets.clone(),
-            };
-            if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>() {
-                cfg.allow.nets.push(IpNet::from(ip));
+        if let Some(base) = &mut cfg.base_url {
+            if base.cannot_be_a_base() {
+                return Err(FetchError::Config(
+                    "fetch.image_base_url must be a base URL".into(),
+                ));
+            }
+            // `join` would replace the last segment of a base without '/'.
+            if !base.path().ends_with('/') {
+                let path = format!("{}/", base.path());
+                base.set_path(&path);
             }
         }
-        let allow = Arc::new(cfg.allow.clone());
-        let redirect_allow = allow.clone();
-        let http = reqwest::Client::builder()
+        // The configured image host is trusted, on its own port only.
+        let mut allow = cfg.allow.clone();
+        if let Some(base) = &cfg.base_url
+            && matches!(base.scheme(), "http" | "https")
+            && let Some(host) = base.host_str()
+        {
+            allow.add_host(host, base.port_or_known_default());
+        }
+        let mut infrastructure = Vec::new();
+        let mut http = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.timeout)
-            .dns_resolver(Arc::new(GuardedResolver {
-                allow: allow.clone(),
-            }))
-            // Literal IPs never reach the resolver, so redirects to them are
-            // checked here.
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                if attempt.previous().len() >= 5 {
-                    return attempt.error("too many redirects");
+            // Redirects are followed by `fetch_http`, which checks each hop
+            // like the first request (asynchronously, so it can resolve).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("vitrine/", env!("CARGO_PKG_VERSION")));
+        http = match &cfg.proxy {
+            // Without this, reqwest reads HTTP_PROXY/HTTPS_PROXY/ALL_PROXY,
+            // and the resolver would only ever see the proxy's name.
+            None => http.no_proxy(),
+            Some(p) => {
+                if let Some(h) = p.host_str() {
+                    infrastructure.push(h.trim_matches(['[', ']']).to_ascii_lowercase());
                 }
-                match literal_ip(attempt.url()) {
-                    Some(ip) if is_internal(ip) && !redirect_allow.allows_ip(ip) => {
-                        attempt.error("redirect to an internal address")
-                    }
-                    _ => attempt.follow(),
-                }
-            }))
-            .user_agent(concat!("vitrine/", env!("CARGO_PKG_VERSION")))
+                let proxy = reqwest::Proxy::all(p.as_str())
+                    .map_err(|e| FetchError::Config(format!("fetch.proxy: {e}")))?;
+                http.proxy(proxy)
+            }
+        };
+        let guard = Arc::new(guard::Guard {
+            allow,
+            infrastructure,
+            proxied: cfg.proxy.is_some(),
+        });
+        let http = http
+            .dns_resolver(Arc::new(guard::GuardedResolver(guard.clone())))
             .build()
-            .map_err(|e| FetchError::Network {
-                url: String::new(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| FetchError::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             cfg: Arc::new(cfg),
-            allow,
+            guard,
             http,
             s3: None,
         })
@@ -296,17 +300,18 @@ impl ImageFetcher {
         self
     }
 
-    /// Where an image reference points.
+    /// Where an image reference points: an event's URL must be http(s); a
+    /// key must resolve under the base (see [`resolve`]).
     pub fn resolve(&self, image: &ImageRef) -> Result<Url, FetchError> {
         match image {
             ImageRef::Url(u) => {
                 let url = Url::parse(u).map_err(|e| FetchError::InvalidUrl {
-                    url: u.clone(),
+                    url: crate::config::redact_url(u),
                     reason: e.to_string(),
                 })?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(FetchError::InvalidUrl {
-                        url: u.clone(),
+                        url: shown(&url),
                         reason: "only http(s) URLs may come from events".into(),
                     });
                 }
@@ -318,16 +323,9 @@ impl ImageFetcher {
                     .base_url
                     .as_ref()
                     .ok_or_else(|| FetchError::NoBaseUrl(k.clone()))?;
-                // Keys are paths below the base: no absolute URLs, no `..`.
-                if k.contains("..") || k.contains("://") || k.starts_with('/') {
-                    return Err(FetchError::InvalidUrl {
-                        url: k.clone(),
-                        reason: "image_key must be a relative path without `..`".into(),
-                    });
-                }
-                base.join(k).map_err(|e| FetchError::InvalidUrl {
-                    url: k.clone(),
-                    reason: e.to_string(),
+                resolve::resolve_key(base, k).map_err(|reason| FetchError::Refused {
+                    url: format!("image_key `{}`", k.escape_debug()),
+                    reason: reason.into(),
                 })
             }
         }
@@ -335,59 +333,83 @@ impl ImageFetcher {
 
     pub async fn fetch(&self, image: &ImageRef) -> Result<Bytes, FetchError> {
         if let (ImageRef::Key(key), Some(s3)) = (image, &self.s3) {
+            resolve::check_key_text(key).map_err(|reason| FetchError::Refused {
+                url: format!("image_key `{}`", key.escape_debug()),
+                reason: reason.into(),
+            })?;
             return s3.fetch(key).await;
         }
         let url = self.resolve(image)?;
-        match url.scheme() {
-            "file" => self.fetch_file(&url).await,
-            "http" | "https" => self.fetch_http(url).await,
-            other => Err(FetchError::InvalidUrl {
-                url: url.to_string(),
+        match (url.scheme(), image) {
+            ("file", ImageRef::Key(_)) => self.fetch_file(&url).await,
+            ("http" | "https", _) => self.fetch_http(url).await,
+            (other, _) => Err(FetchError::InvalidUrl {
+                url: shown(&url),
                 reason: format!("unsupported scheme `{other}`"),
             }),
         }
     }
 
     async fn fetch_file(&self, url: &Url) -> Result<Bytes, FetchError> {
-        let path: PathBuf = url.to_file_path().map_err(|_| FetchError::InvalidUrl {
-            url: url.to_string(),
+        let not_local = || FetchError::InvalidUrl {
+            url: shown(url),
             reason: "not a local file path".into(),
-        })?;
-        let meta = tokio::fs::metadata(&path)
-            .await
-            .map_err(|_| FetchError::NotFound(url.to_string()))?;
-        if meta.len() > self.cfg.max_bytes as u64 {
-            return Err(FetchError::TooLarge {
-                url: url.to_string(),
-                cap: self.cfg.max_bytes,
-            });
-        }
-        tokio::fs::read(&path)
-            .await
-            .map(Bytes::from)
-            .map_err(|e| FetchError::Network {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })
+        };
+        let base: PathBuf = self
+            .cfg
+            .base_url
+            .as_ref()
+            .and_then(|b| b.to_file_path().ok())
+            .ok_or_else(not_local)?;
+        let path: PathBuf = url.to_file_path().map_err(|_| not_local())?;
+        local::read_under(&base, &path, self.cfg.max_bytes, self.cfg.timeout).await
     }
 
     async fn fetch_http(&self, url: Url) -> Result<Bytes, FetchError> {
-        let shown = url.to_string();
-        if let Some(ip) = literal_ip(&url)
-            && is_internal(ip)
-            && !self.allow.allows_ip(ip)
-        {
-            return Err(FetchError::Refused {
-                url: shown,
-                reason: format!("{ip} is an internal address"),
-            });
+        let first = shown(&url);
+        match tokio::time::timeout(self.cfg.timeout, self.fetch_http_inner(url)).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout(first)),
         }
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| classify(&shown, e))?;
+    }
+
+    async fn fetch_http_inner(&self, mut url: Url) -> Result<Bytes, FetchError> {
+        let mut hops = 0;
+        let resp = loop {
+            self.guard
+                .check_target(&url)
+                .await
+                .map_err(|guard::Refusal(reason)| FetchError::Refused {
+                    url: shown(&url),
+                    reason,
+                })?;
+            let resp = self
+                .http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| classify(&url, e))?;
+            if !resp.status().is_redirection() {
+                break resp;
+            }
+            let Some(next) = resp
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+            else {
+                break resp;
+            };
+            hops += 1;
+            if hops > MAX_REDIRECTS {
+                return Err(FetchError::Refused {
+                    url: shown(&url),
+                    reason: "too many redirects".into(),
+                });
+            }
+            url = next;
+        };
+        let shown = shown(&url);
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::GONE {
             return Err(FetchError::NotFound(shown));
@@ -402,10 +424,11 @@ impl ImageFetcher {
         if resp.content_length().is_some_and(|n| n > cap as u64) {
             return Err(FetchError::TooLarge { url: shown, cap });
         }
-        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+        let hint = resp.content_length().unwrap_or(0).min(cap as u64) as usize;
+        let mut body = Vec::with_capacity(hint);
         let mut stream = resp.bytes_stream();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| classify(&shown, e))?;
+            let chunk = chunk.map_err(|e| classify(&url, e))?;
             if body.len() + chunk.len() > cap {
                 return Err(FetchError::TooLarge { url: shown, cap });
             }
@@ -415,123 +438,27 @@ impl ImageFetcher {
     }
 }
 
-fn literal_ip(url: &Url) -> Option<IpAddr> {
-    match url.host()? {
-        url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-        url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-        url::Host::Domain(_) => None,
-    }
-}
-
-fn classify(url: &str, e: reqwest::Error) -> FetchError {
-    if e.is_timeout() {
-        return FetchError::Timeout(url.to_string());
+fn classify(url: &Url, e: reqwest::Error) -> FetchError {
+    let url = shown(url);
+    let e = e.without_url();
+    // A connect timeout is "unreachable" like a refused connection: telling
+    // the two apart publicly would map filtered and closed ports.
+    if e.is_timeout() && !e.is_connect() {
+        return FetchError::Timeout(url);
     }
     // Walk the source chain: the resolver's refusal arrives wrapped.
     let mut reason = e.to_string();
     let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
     while let Some(s) = src {
         let text = s.to_string();
-        if text.contains("internal addresses") {
-            return FetchError::Refused {
-                url: url.to_string(),
-                reason: text,
-            };
+        if text.contains(guard::RESOLVER_REFUSAL) {
+            return FetchError::Refused { url, reason: text };
         }
         reason = format!("{reason}: {text}");
         src = s.source();
     }
-    if e.is_redirect() {
-        return FetchError::Refused {
-            url: url.to_string(),
-            reason,
-        };
-    }
-    FetchError::Network {
-        url: url.to_string(),
-        reason,
-    }
+    FetchError::Network { url, reason }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fetcher(base: Option<&str>, allow: &str) -> ImageFetcher {
-        ImageFetcher::new(FetchConfig {
-            base_url: base.map(|b| Url::parse(b).unwrap()),
-            allow: AllowList::parse(allow.split(',')),
-            connect_timeout: Duration::from_secs(1),
-            timeout: Duration::from_secs(2),
-            max_bytes: 1024,
-        })
-        .unwrap()
-    }
-
-    #[test]
-    fn classifies_internal_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "151.101.1.1", "2a00:1450:4001::1"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
-    fn keys_resolve_below_the_base_only() {
-        let f = fetcher(Some("https://img.example.com/products/"), "");
-        assert_eq!(
-            f.resolve(&ImageRef::Key("a/b.jpg".into()))
-                .unwrap()
-                .as_str(),
-            "https://img.example.com/products/a/b.jpg"
-        );
-        assert!(f.resolve(&ImageRef::Key("../secret".into())).is_err());
-        assert!(f.resolve(&ImageRef::Key("/etc/passwd".into())).is_err());
-        assert!(
-            f.resolve(&ImageRef::Url("file:///etc/passwd".into()))
-                .is_err()
-        );
-        assert!(matches!(
-            fetcher(None, "").resolve(&ImageRef::Key("x.jpg".into())),
-            Err(FetchError::NoBaseUrl(_))
-        ));
-    }
-
-    #[tokio::test]
-    async fn refuses_internal_targets_unless_allowed() {
-        let f = fetcher(None, "");
-        let err = f
-            .fetch(&ImageRef::Url(
-                "http://169.254.169.254/latest/meta-data".into(),
-            ))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FetchError::Refused { .. }), "{err}");
-        let err = f
-            .fetch(&ImageRef::Url("http://localhost:9/x.jpg".into()))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FetchError::Refused { .. }), "{err}");
-        // Allow-listed: the request is made (and fails to connect instead).
-        let f = fetcher(None, "127.0.0.0/8");
-        let err = f
-            .fetch(&ImageRef::Url("http://127.0.0.1:9/x.jpg".into()))
-            .await
-            .unwrap_err();
-        assert!(matches!(err, FetchError::Network { .. }), "{err}");
-    }
-}
+mod tests;
