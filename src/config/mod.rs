@@ -114,6 +114,7 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         Some("IMAGE_BASE_URL"),
     ),
     ("fetch.allow", "VITRINE_FETCH_ALLOW", None),
+    ("fetch.proxy", "VITRINE_FETCH_PROXY", None),
     (
         "fetch.connect_timeout_ms",
         "VITRINE_FETCH_CONNECT_TIMEOUT_MS",

@@ -85,10 +85,16 @@ impl Default for BakaiSettings {
 pub struct FetchSettings {
     /// Base that `image_key` resolves against: `http(s)://…/` or `file:///…/`.
     pub image_base_url: Option<url::Url>,
-    /// Hosts, IPs or CIDRs that the SSRF guard lets through although they
-    /// are internal. A comma-separated string or a list.
+    /// Destinations that the SSRF guard lets through although they are
+    /// internal: `host`, `host:port`, an IP, `ip:port`, `[v6]:port` or a
+    /// CIDR; an entry with a port allows that port only. A comma-separated
+    /// string or a list.
     #[serde(deserialize_with = "list::strings")]
     pub allow: Vec<String>,
+    /// HTTP proxy for image downloads (`http://host:port`), used only
+    /// when set here: `HTTP_PROXY` and the like are ignored. The SSRF rules
+    /// still apply to the target. A secret: it may carry a password.
+    pub proxy: Option<Secret>,
     pub connect_timeout_ms: u64,
     pub timeout_ms: u64,
     /// Byte cap on a downloaded image and on a search upload.
@@ -100,6 +106,7 @@ impl Default for FetchSettings {
         Self {
             image_base_url: None,
             allow: Vec::new(),
+            proxy: None,
             connect_timeout_ms: 5_000,
             timeout_ms: 30_000,
             max_bytes: 20 * 1024 * 1024,

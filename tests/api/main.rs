@@ -4,6 +4,7 @@
 
 mod cli;
 mod failures;
+mod fetch;
 mod helpers;
 mod pipeline;
 mod reindex;
