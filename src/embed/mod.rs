@@ -1,5 +1,5 @@
-//! Image → vector. Owns fetching ([`fetch`]: http/file, limits, SSRF guard;
-//! [`s3`]: S3 objects),
+//! Image → vector. Owns fetching ([`fetch`]: where an image is
+//! ([`ImageRef`]), http/file/S3 with limits and an SSRF guard),
 //! preprocessing ([`preprocess`]: checked decode, SIMD resize, tensor), the
 //! model ([`manifest`], [`model`]: ORT sessions in a sized rayon pool) and
 //! [`EmbedService`], the async front that batches concurrent requests.
@@ -8,7 +8,8 @@ pub mod fetch;
 pub mod manifest;
 pub mod model;
 pub mod preprocess;
-pub mod s3;
+
+pub use fetch::s3;
 
 use std::{sync::Arc, time::Instant};
 

@@ -28,6 +28,7 @@
 mod guard;
 mod local;
 mod resolve;
+pub mod s3;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
@@ -189,7 +190,7 @@ pub struct ImageFetcher {
     guard: Arc<guard::Guard>,
     http: reqwest::Client,
     /// When set, `image_key`s are object keys in this bucket.
-    s3: Option<super::s3::S3Images>,
+    s3: Option<s3::S3Images>,
 }
 
 impl ImageFetcher {
@@ -218,7 +219,7 @@ impl ImageFetcher {
         Ok(match s3 {
             None => fetcher,
             Some(s3) => fetcher.with_s3(
-                super::s3::S3Images::connect(super::s3::S3Config {
+                s3::S3Images::connect(s3::S3Config {
                     bucket: s3.bucket.clone(),
                     endpoint: s3.endpoint.clone(),
                     region: s3.region.clone(),
@@ -295,7 +296,7 @@ impl ImageFetcher {
     }
 
     /// Reads `image_key`s from S3 instead of `IMAGE_BASE_URL`.
-    pub fn with_s3(mut self, s3: super::s3::S3Images) -> Self {
+    pub fn with_s3(mut self, s3: s3::S3Images) -> Self {
         self.s3 = Some(s3);
         self
     }

@@ -16,7 +16,7 @@ use aws_sdk_s3::{
 };
 use bytes::Bytes;
 
-use super::fetch::FetchError;
+use super::FetchError;
 
 #[derive(Debug, Clone)]
 pub struct S3Config {
