@@ -302,11 +302,25 @@ mod tests {
         assert!(!shown.contains("pw-123"), "{shown}");
     }
 
+    /// Blanks every variable Vitrine reads (empty counts as unset), so that
+    /// what the test machine exports (`scripts/dev-services.sh` sets
+    /// `DATABASE_URL`) does not reach these tests. `Jail` restores them.
+    fn clean_env(jail: &mut figment::Jail) {
+        for (_, prefixed, raw) in ENV {
+            jail.set_env(prefixed, "");
+            if let Some(r) = raw {
+                jail.set_env(r, "");
+            }
+        }
+        jail.set_env("VITRINE_CONFIG", "vitrine.toml");
+    }
+
     #[test]
     // `Jail`'s closure signature is figment's, not ours.
     #[allow(clippy::result_large_err)]
     fn environment_overrides_file_overrides_defaults() {
         figment::Jail::expect_with(|jail| {
+            clean_env(jail);
             jail.create_file(
                 "vitrine.toml",
                 "[server]\nbind = \"127.0.0.1:7000\"\n[worker]\nmax_retries = 9\nlease_secs = 30\n",
@@ -341,6 +355,7 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn every_environment_variable_names_a_real_key() {
         figment::Jail::expect_with(|jail| {
+            clean_env(jail);
             for (key, name, _) in ENV {
                 let value = match *key {
                     "log_format" => "json",
@@ -376,6 +391,7 @@ mod tests {
     fn the_example_file_holds_the_defaults() {
         let text = include_str!("../../vitrine.example.toml");
         figment::Jail::expect_with(|jail| {
+            clean_env(jail);
             jail.create_file("vitrine.toml", text)?;
             let loaded = Settings::load().expect("the example loads");
             let as_toml = |s: &Settings| toml_value(s);
