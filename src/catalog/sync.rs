@@ -94,7 +94,7 @@ impl From<FetchError> for HandlerError {
         } else {
             ErrorKind::Permanent
         };
-        HandlerError::new(kind, e.to_string())
+        HandlerError::new(kind, e.to_string()).with_detail(e.detail())
     }
 }
 
@@ -110,15 +110,17 @@ impl From<EmbedError> for HandlerError {
     }
 }
 
+// Index and database errors name files, hosts and internals: the public
+// text is a class, the detail goes to the admin API and the logs.
 impl From<crate::index::IndexError> for HandlerError {
     fn from(e: crate::index::IndexError) -> Self {
-        HandlerError::transient(e.to_string())
+        HandlerError::transient("vector index unavailable").with_detail(e.to_string())
     }
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(e: sqlx::Error) -> Self {
-        HandlerError::transient(format!("database: {e}"))
+        HandlerError::transient("database unavailable").with_detail(format!("database: {e}"))
     }
 }
 

@@ -143,12 +143,16 @@ pub enum ErrorKind {
     Permanent,
 }
 
-/// Why handling an event failed; `message` is stored as the event's `error`.
+/// Why handling an event failed. `message` may be shown to anyone (a
+/// product's public `error`); `detail`, when there is one, says more (which
+/// URL or file, the cause) and goes only to the event's `error` in the
+/// admin API and to the logs.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
     pub kind: ErrorKind,
     pub message: String,
+    pub detail: Option<String>,
 }
 
 impl HandlerError {
@@ -156,7 +160,19 @@ impl HandlerError {
         Self {
             kind,
             message: message.into(),
+            detail: None,
         }
+    }
+
+    /// Adds the detail for operators.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// What the event's `error` records: the detail when there is one.
+    pub fn for_operators(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.message)
     }
 
     pub fn permanent(message: impl Into<String>) -> Self {

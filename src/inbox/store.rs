@@ -349,7 +349,7 @@ impl Inbox {
         .bind(i64::from(retry_count))
         .bind(next)
         .bind(processed)
-        .bind(err.message.as_str())
+        .bind(err.for_operators())
         .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)

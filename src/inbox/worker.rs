@@ -226,10 +226,10 @@ async fn record_failure(
     match inbox.record_failure(c, &err, outcome).await {
         Ok(()) => match outcome {
             FailOutcome::Failed => {
-                tracing::warn!(id = %c.event.id, error = %err.message, "event failed for good")
+                tracing::warn!(id = %c.event.id, error = %err.for_operators(), "event failed for good")
             }
             FailOutcome::Retrying { next_retry_at } => {
-                tracing::info!(id = %c.event.id, error = %err.message, next_retry_at, "event will be retried")
+                tracing::info!(id = %c.event.id, error = %err.for_operators(), next_retry_at, "event will be retried")
             }
         },
         Err(e) => tracing::error!(id = %c.event.id, error = %e, "could not record failure"),
