@@ -57,7 +57,7 @@ impl Backend {
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             Ok(Backend::Postgres)
         } else {
-            Err(DbError::Unsupported(redact(url)))
+            Err(DbError::Unsupported(crate::config::redact_url(url)))
         }
     }
 
@@ -193,17 +193,6 @@ pub(crate) use text_vocabulary;
 /// Milliseconds since the Unix epoch: how every timestamp is stored.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-/// A URL with its password replaced, for error messages and logs.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// Opens (creating if needed) the database and applies pending migrations.
