@@ -124,7 +124,8 @@ use writer::Writer;
 pub struct EmbeddedOptions {
     /// Threads of the pool that runs searches and vector reads for the async
     /// [`VectorIndex`](crate::index::VectorIndex) calls; 0 (the default)
-    /// means one per core. Writes run on a thread of their own.
+    /// leaves it to rayon: one per core, unless `RAYON_NUM_THREADS` says
+    /// otherwise. Writes run on a thread of their own.
     pub search_threads: usize,
 }
 
