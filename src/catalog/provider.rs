@@ -22,6 +22,8 @@ use crate::{
 pub struct CatalogState {
     pub secrets: Arc<Vec<Secret>>,
     pub max_body_bytes: usize,
+    /// How far into the future an event's timestamp may be (422 beyond).
+    pub max_clock_skew: std::time::Duration,
     pub inbox: Inbox,
     pub products: ProductStore,
     pub wake: Arc<Notify>,
@@ -45,6 +47,7 @@ impl Catalog {
             state: CatalogState {
                 secrets: Arc::new(settings.bakai.webhook_secret.clone()),
                 max_body_bytes: settings.server.max_body_bytes,
+                max_clock_skew: settings.bakai.max_clock_skew(),
                 inbox: core.inbox.clone(),
                 products: products.clone(),
                 wake: core.wake.clone(),

@@ -8,7 +8,9 @@
 //! - `deleted`: remove from the index, keep a tombstone row.
 //! - An event older than the last one applied to its product is skipped and
 //!   recorded as stale, so an update that arrives after a delete does not
-//!   resurrect the product.
+//!   resurrect the product. Only applied events move that clock: an event
+//!   that fails for good marks the product `failed` but leaves its clock
+//!   alone ([`ProductStore::write_failure`]).
 //!
 //! Events for one product are applied one at a time (a per-product lock), so
 //! the stale check and the write that follows it cannot interleave with
@@ -23,7 +25,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{
-    event::{EventKind, ImageRef, ProductEvent, RawEvent, validate},
+    event::{EventKind, ImageRef, ProductEvent, parse_event},
     outcome::SyncOutcome,
     store::{ProductRow, ProductStatus, ProductStore, ProductWrite},
 };
@@ -122,10 +124,12 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+/// The stored body, read with the very parse the webhook accepted it with.
+/// (The clock-skew check is the webhook's alone: a stored event only gets
+/// older.)
 fn parse(record: &EventRecord) -> Result<ProductEvent, HandlerError> {
-    let raw: RawEvent = serde_json::from_str(&record.payload)
-        .map_err(|e| HandlerError::permanent(format!("stored payload is not valid JSON: {e}")))?;
-    validate(raw).map_err(|e| HandlerError::permanent(format!("invalid event: {e}")))
+    parse_event(record.payload.as_bytes())
+        .map_err(|e| HandlerError::permanent(format!("stored payload: {e}")))
 }
 
 fn image_text(image: &ImageRef) -> String {
@@ -269,18 +273,17 @@ impl EventHandler for CatalogSync {
     async fn on_final_failure(&self, record: &EventRecord, error: &str) {
         let Ok(ev) = parse(record) else { return };
         let _guard = self.locks.lock(&ev.data.product_id).await;
-        let w = ProductWrite {
-            data: &ev.data,
-            status: ProductStatus::Failed,
-            image_ref: ev.data.image().as_ref().map(image_text),
-            image_sha256: None,
-            model_version: None,
-            error: Some(error.to_string()),
-            embedded: false,
-            event_id: &ev.event_id,
-            event_at: ev.timestamp.timestamp_millis(),
-        };
-        if let Err(e) = self.products.write(w).await {
+        // Not `write`: only applied events move the product's clock.
+        let written = self
+            .products
+            .write_failure(
+                &ev.data,
+                ev.data.image().as_ref().map(image_text),
+                error,
+                ev.timestamp.timestamp_millis(),
+            )
+            .await;
+        if let Err(e) = written {
             tracing::error!(error = %e, product = %ev.data.product_id, "could not record product failure");
         }
     }

@@ -274,6 +274,26 @@ impl Inbox {
             .collect())
     }
 
+    /// Extends a claimed event's lease to `lease` from now, while its
+    /// handler is still at work (the worker's heartbeat). Returns false if
+    /// the lease is no longer ours: it ran out and another worker took the
+    /// event, or the event was finished or released meanwhile.
+    pub async fn renew(&self, c: &Claimed, lease: Duration) -> Result<bool, InboxError> {
+        let now = now_ms();
+        let _turn = self.db.background_turn().await;
+        let r = sqlx::query(
+            "UPDATE webhook_events SET lease_expires_at = $1 \
+             WHERE id = $2 AND lease_token = $3 AND status = $4",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(&c.event.id)
+        .bind(&c.lease_token)
+        .bind(EventStatus::Processing)
+        .execute(self.db.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Marks a claimed event done, keeping what applying it did. Returns
     /// false if the lease was lost.
     pub async fn complete(&self, c: &Claimed, outcome: &Outcome) -> Result<bool, InboxError> {
@@ -574,6 +594,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((rows.len(), total), (300, 300));
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_is_kept_and_a_lost_one_cannot_be_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 3).await;
+        inbox.insert(new_event("e1")).await.unwrap();
+        let lease = Duration::from_millis(150);
+        let held = inbox.claim(None, 10, lease).await.unwrap().pop().unwrap();
+        // Renewed before it runs out, the lease outlives its first term.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(inbox.renew(&held, lease).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let none = inbox.claim(None, 10, lease).await.unwrap();
+        assert!(none.is_empty(), "a renewed lease is still held");
+        // Not renewed, it runs out; the new holder's lease is not ours.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let taken = inbox
+            .claim(None, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(!inbox.renew(&held, lease).await.unwrap());
+        assert!(inbox.renew(&taken[0], lease).await.unwrap());
     }
 
     #[tokio::test]
