@@ -203,6 +203,10 @@ fn claim_sql(backend: Backend) -> &'static str {
     }
 }
 
+/// The PostgreSQL advisory lock key that claims take turns on ("vitrine"
+/// and 1 in ASCII; advisory keys are one 64-bit space per database).
+const CLAIM_LOCK: i64 = 0x7669_7472_696e_6501;
+
 #[derive(Debug, Clone)]
 pub struct Inbox {
     db: Db,
@@ -241,7 +245,10 @@ impl Inbox {
     /// Claims up to `n` due events: pending ones, retries whose time has come,
     /// and events whose worker's lease ran out (that worker is presumed dead).
     /// SQLite runs one writer at a time, so this single `UPDATE … RETURNING`
-    /// is atomic: two workers never claim the same row.
+    /// is atomic: two workers never claim the same row. On PostgreSQL,
+    /// claims from all instances take turns (an advisory lock), so an event
+    /// is never claimed while another event of its entity is being applied
+    /// anywhere.
     pub async fn claim(
         &self,
         provider: Option<&str>,
@@ -251,18 +258,55 @@ impl Inbox {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let sql = claim_sql(self.db.backend());
+        let lease_ms = lease.as_millis() as i64;
         let _turn = self.db.background_turn().await;
-        let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
-            .bind(now)
-            .bind(now + lease.as_millis() as i64)
-            .bind(&token)
-            .bind(provider)
-            .bind(n as i64)
-            .fetch_all(self.db.writer())
-            .await?;
+        let mut rows: Vec<EventRecord> = match self.db.backend() {
+            // One writer at a time: the claim is serialised as it is.
+            Backend::Sqlite => {
+                let now = now_ms();
+                sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(now + lease_ms)
+                    .bind(&token)
+                    .bind(provider)
+                    .bind(n as i64)
+                    .fetch_all(self.db.writer())
+                    .await?
+            }
+            // The claim's guard (no other event of the entity is being
+            // applied) reads other rows, and under READ COMMITTED and SKIP
+            // LOCKED two concurrent claims do not see each other's: two
+            // instances could each take an event of one product and apply
+            // them at once. So claims from every instance take turns, on a
+            // transaction-scoped advisory lock taken before the claim's
+            // snapshot: each claim then sees every claim committed before
+            // it. A claim holds it for well under a millisecond (see
+            // `claim_sql`), and nothing else takes it.
+            Backend::Postgres => {
+                let mut tx = self.db.writer().begin().await?;
+                // Wrapped so the result column is an integer: the Any
+                // driver cannot decode `void`.
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) turn")
+                    .bind(CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                // Read the clock once it is our turn, so that a lease never
+                // starts before the claim that ended the previous one.
+                let now = now_ms();
+                let rows = sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(now + lease_ms)
+                    .bind(&token)
+                    .bind(provider)
+                    .bind(n as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
+            }
+        };
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(rows

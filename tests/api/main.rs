@@ -6,6 +6,7 @@ mod cli;
 mod event_audit;
 mod failures;
 mod helpers;
+mod ordering;
 mod pipeline;
 mod reindex;
 mod restart;
