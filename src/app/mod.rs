@@ -222,6 +222,7 @@ fn worker_config(settings: &Settings) -> WorkerConfig {
         poll_interval: w.poll_interval(),
         shutdown_grace: w.shutdown_grace(),
         abort_grace: w.abort_grace(),
+        handler_timeout: w.handler_timeout(&settings.fetch),
     }
 }
 

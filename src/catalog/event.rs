@@ -4,9 +4,22 @@
 //! syntactically broken body (400) is told apart from a well-formed body that
 //! is not a valid event (422). Validation then produces a [`ProductEvent`], the
 //! domain type every later stage works with.
+//!
+//! The webhook and the worker read a body with the same function,
+//! [`parse_event`] (the webhook in its two halves, [`parse_json`] and
+//! [`from_json`], to label its metrics in between), so an event that was
+//! acknowledged is always one the worker can read. That parse refuses
+//! duplicate object keys at any depth: `serde_json::Value` would keep the
+//! last copy silently while the derived struct refuses the body, and which
+//! copy the sender meant is anyone's guess.
+
+use std::{fmt, time::Duration};
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, MapAccess, SeqAccess, Visitor},
+};
 
 use super::{ENTITY, PROVIDER};
 pub use crate::embed::ImageRef;
@@ -93,6 +106,32 @@ pub struct ProductEvent {
 }
 
 impl ProductEvent {
+    /// Refuses an event dated more than `max_skew` after `now`. Its
+    /// timestamp becomes the product's clock, and an event older than that
+    /// clock is skipped as stale: one event dated 9999-12-31 would make
+    /// every later update, and even the delete, of its product a no-op.
+    /// Past dates are fine (a late delivery is what the stale check is for).
+    pub fn check_clock(
+        &self,
+        now: DateTime<Utc>,
+        max_skew: Duration,
+    ) -> Result<(), ValidationError> {
+        let skew = chrono::Duration::from_std(max_skew).unwrap_or(chrono::Duration::MAX);
+        match now.checked_add_signed(skew) {
+            Some(latest) if self.timestamp > latest => Err(invalid(
+                "timestamp",
+                format!(
+                    "is {} s ahead of this server's clock ({}), more than the {} s allowed \
+                     (bakai.max_clock_skew_secs)",
+                    (self.timestamp - now).num_seconds(),
+                    now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    max_skew.as_secs()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The inbox row for this event, whoever received it (the webhook, `vitrine
     /// import`): deduplicated by `event_id`, addressed to the `bakai` handler,
     /// with `payload`, the JSON body the event was validated from, stored as
@@ -133,6 +172,116 @@ pub enum ValidationError {
         "unknown event_type `{0}` (expected product.created, product.updated, product.deleted or product.image.updated)"
     )]
     UnknownType(String),
+    /// serde_json's text: "duplicate key `title` at line 1 column 80".
+    #[error("{0}")]
+    DuplicateKey(String),
+}
+
+/// Why a body is not an event the inbox may accept.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ParseError {
+    /// Not JSON at all (400).
+    #[error("malformed JSON: {0}")]
+    Malformed(String),
+    /// JSON, but not an object (422).
+    #[error("body is not a JSON object")]
+    NotAnObject,
+    /// A JSON object, but not a valid event (422).
+    #[error("invalid event: {0}")]
+    Invalid(#[from] ValidationError),
+}
+
+/// A JSON value that refuses an object with the same key twice, at any
+/// depth. Otherwise the same as `serde_json::Value` (without the
+/// `arbitrary_precision` feature, which this crate does not enable).
+struct Strict(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        // JSON text cannot spell NaN or infinity; `Value` maps them to null.
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        Strict::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(items.into())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut fields = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if fields.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            }
+            let Strict(v) = map.next_value()?;
+            fields.insert(key, v);
+        }
+        Ok(fields.into())
+    }
+}
+
+/// The first half of [`parse_event`]: JSON syntax (400) and duplicate keys
+/// (422).
+pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ParseError> {
+    match serde_json::from_slice::<Strict>(body) {
+        Ok(Strict(v)) => Ok(v),
+        // `Value` accepts every well-formed text, so the only data error
+        // left is the duplicate key raised above.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            Err(ValidationError::DuplicateKey(e.to_string()).into())
+        }
+        Err(e) => Err(ParseError::Malformed(e.to_string())),
+    }
+}
+
+/// The second half of [`parse_event`]: shape and validity (422).
+pub fn from_json(value: serde_json::Value) -> Result<ProductEvent, ParseError> {
+    let raw: RawEvent = serde_json::from_value(value).map_err(|_| ParseError::NotAnObject)?;
+    Ok(validate(raw)?)
+}
+
+/// A webhook body (or a stored payload) as an event: what intake accepts is
+/// exactly what the worker applies.
+pub fn parse_event(body: &[u8]) -> Result<ProductEvent, ParseError> {
+    from_json(parse_json(body)?)
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> ValidationError {
@@ -236,6 +385,80 @@ mod tests {
 
     fn parse(v: serde_json::Value) -> Result<ProductEvent, ValidationError> {
         validate(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let body = good().to_string();
+        assert!(parse_event(body.as_bytes()).is_ok());
+        for (case, dup) in [
+            (
+                "top level",
+                body.replacen("\"event_id\"", "\"event_id\":\"evt-0\",\"event_id\"", 1),
+            ),
+            (
+                "in data",
+                body.replacen("\"title\"", "\"title\":\"Dog\",\"title\"", 1),
+            ),
+            (
+                "deeper",
+                body.replacen("\"title\"", "\"extra\":[{\"a\":1,\"a\":2}],\"title\"", 1),
+            ),
+        ] {
+            assert_ne!(dup, body, "{case}");
+            match parse_event(dup.as_bytes()) {
+                Err(ParseError::Invalid(ValidationError::DuplicateKey(m))) => {
+                    assert!(m.starts_with("duplicate key `"), "{case}: {m}")
+                }
+                other => panic!("{case}: {other:?}"),
+            }
+        }
+        // Broken JSON stays a syntax error, a non-object its own case.
+        assert!(matches!(
+            parse_event(b"{\"event_type\": "),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_event(b"{} trailing"),
+            Err(ParseError::Malformed(_))
+        ));
+        assert_eq!(parse_event(b"[1, 2]"), Err(ParseError::NotAnObject));
+        // The same keys in different objects are not duplicates.
+        let v = parse_json(br#"{"a": {"k": 1}, "b": {"k": 2}, "k": [1.5, null, true]}"#).unwrap();
+        assert_eq!(
+            v,
+            json!({"a": {"k": 1}, "b": {"k": 2}, "k": [1.5, null, true]})
+        );
+    }
+
+    #[test]
+    fn timestamps_beyond_the_clock_skew_are_refused() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .to_utc();
+        let skew = Duration::from_secs(300);
+        let at = |ts: &str| {
+            let mut v = good();
+            v["timestamp"] = json!(ts);
+            parse(v).unwrap()
+        };
+        assert!(at("2020-01-01T00:00:00Z").check_clock(now, skew).is_ok());
+        assert!(at("2026-11-22T10:05:00Z").check_clock(now, skew).is_ok());
+        let err = at("2026-11-22T10:05:01Z")
+            .check_clock(now, skew)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("field `timestamp` is 301 s ahead of this server's clock"),
+            "{err}"
+        );
+        assert!(at("9999-12-31T23:59:59Z").check_clock(now, skew).is_err());
+        // A skew too large for chrono means "no limit", not a panic.
+        assert!(
+            at("9999-12-31T23:59:59Z")
+                .check_clock(now, Duration::MAX)
+                .is_ok()
+        );
     }
 
     fn good() -> serde_json::Value {

@@ -22,7 +22,10 @@ pub mod store;
 pub mod sync;
 pub(crate) mod webhook;
 
-pub use event::{EventKind, ProductData, ProductEvent, RawEvent, ValidationError, validate};
+pub use event::{
+    EventKind, ParseError, ProductData, ProductEvent, RawEvent, ValidationError, from_json,
+    parse_event, parse_json, validate,
+};
 pub use outcome::SyncOutcome;
 pub(crate) use provider::Catalog;
 pub use store::{ProductRow, ProductStatus, ProductStore};

@@ -32,6 +32,7 @@ impl Catalog {
             state: CatalogState {
                 secrets: Arc::new(settings.bakai.webhook_secret.clone()),
                 max_body_bytes: settings.server.max_body_bytes,
+                max_clock_skew: settings.bakai.max_clock_skew(),
                 inbox: core.inbox.clone(),
                 products: products.clone(),
                 wake: core.wake.clone(),

@@ -13,6 +13,8 @@ use crate::{config::Secret, inbox::Inbox};
 pub struct CatalogState {
     pub secrets: Arc<Vec<Secret>>,
     pub max_body_bytes: usize,
+    /// How far into the future an event's timestamp may be (422 beyond).
+    pub max_clock_skew: std::time::Duration,
     pub inbox: Inbox,
     pub products: ProductStore,
     pub wake: Arc<Notify>,

@@ -145,6 +145,55 @@ impl ProductStore {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Records that an event failed for good: the product shows `failed`
+    /// with the reason (and the event's fields, as an applied event would),
+    /// but its clock (`last_event_at`, `last_event_id`) stays where the last
+    /// *applied* event left it. A failed event changed nothing in the index,
+    /// so it must not make a later, valid event that happens to be older
+    /// look stale. Like [`ProductStore::write`], it changes nothing when the
+    /// failed event is older than the last one applied. Returns whether it
+    /// wrote.
+    pub async fn write_failure(
+        &self,
+        data: &ProductData,
+        image_ref: Option<String>,
+        error: &str,
+        event_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let _turn = self.db.background_turn().await;
+        let r = sqlx::query(
+            "INSERT INTO products (product_id, title, description, category, price, currency, \
+               image_ref, status, error, embed_count, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $10) \
+             ON CONFLICT (product_id) DO UPDATE SET \
+               title = COALESCE(excluded.title, products.title), \
+               description = COALESCE(excluded.description, products.description), \
+               category = COALESCE(excluded.category, products.category), \
+               price = COALESCE(excluded.price, products.price), \
+               currency = COALESCE(excluded.currency, products.currency), \
+               image_ref = COALESCE(excluded.image_ref, products.image_ref), \
+               status = excluded.status, \
+               error = excluded.error, \
+               updated_at = excluded.updated_at \
+             WHERE products.last_event_at IS NULL OR products.last_event_at <= $11",
+        )
+        .bind(&data.product_id)
+        .bind(&data.title)
+        .bind(&data.description)
+        .bind(&data.category)
+        .bind(data.price)
+        .bind(&data.currency)
+        .bind(&image_ref)
+        .bind(ProductStatus::Failed)
+        .bind(error)
+        .bind(now)
+        .bind(event_at)
+        .execute(self.db.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Indexed products, by id, all of them or (with `since`, Unix ms) those
     /// changed since then: what `vitrine reindex` re-embeds.
     pub async fn indexed_since(&self, since: Option<i64>) -> Result<Vec<ProductRow>, sqlx::Error> {

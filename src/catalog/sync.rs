@@ -8,11 +8,20 @@
 //! - `deleted`: remove from the index, keep a tombstone row.
 //! - An event older than the last one applied to its product is skipped and
 //!   recorded as stale, so an update that arrives after a delete does not
-//!   resurrect the product.
+//!   resurrect the product. Only applied events move that clock: an event
+//!   that fails for good marks the product `failed` but leaves its clock
+//!   alone ([`ProductStore::write_failure`]).
 //!
-//! Events for one product are applied one at a time (a per-product lock), so
-//! the stale check and the write that follows it cannot interleave with
-//! another event for the same product.
+//! Events for one product are applied one at a time: across instances the
+//! inbox never claims an event while another event of its product is being
+//! applied (`Inbox::claim`), and within one instance, where one claim may
+//! take two events of a product, a per-product lock orders them. So the
+//! stale check and the writes that follow it do not interleave with
+//! another event for the same product. As a second line (a worker that lost
+//! its lease may still be finishing), the product's clock is read again
+//! just before each index write, and an event overtaken meanwhile stops
+//! there as stale: the index follows the product row's version, so a
+//! deleted product's vector cannot come back.
 
 use std::{
     collections::HashMap,
@@ -23,7 +32,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{
-    event::{EventKind, ImageRef, ProductEvent, RawEvent, validate},
+    event::{EventKind, ImageRef, ProductEvent, parse_event},
     outcome::SyncOutcome,
     store::{ProductRow, ProductStatus, ProductStore, ProductWrite},
 };
@@ -124,10 +133,12 @@ impl From<sqlx::Error> for HandlerError {
     }
 }
 
+/// The stored body, read with the very parse the webhook accepted it with.
+/// (The clock-skew check is the webhook's alone: a stored event only gets
+/// older.)
 fn parse(record: &EventRecord) -> Result<ProductEvent, HandlerError> {
-    let raw: RawEvent = serde_json::from_str(&record.payload)
-        .map_err(|e| HandlerError::permanent(format!("stored payload is not valid JSON: {e}")))?;
-    validate(raw).map_err(|e| HandlerError::permanent(format!("invalid event: {e}")))
+    parse_event(record.payload.as_bytes())
+        .map_err(|e| HandlerError::permanent(format!("stored payload: {e}")))
 }
 
 fn image_text(image: &ImageRef) -> String {
@@ -174,6 +185,26 @@ impl CatalogSync {
         }
     }
 
+    /// `Some(stale)` if an event newer than `ev` has been applied to its
+    /// product since [`CatalogSync::apply`] first looked: checked right
+    /// before each index write, so the index never goes back a version.
+    async fn overtaken(&self, ev: &ProductEvent) -> Result<Option<SyncOutcome>, HandlerError> {
+        let at = ev.timestamp.timestamp_millis();
+        let last = self
+            .products
+            .get(&ev.data.product_id)
+            .await?
+            .and_then(|c| c.last_event_at);
+        Ok(match last {
+            Some(last) if at < last => Some(SyncOutcome::Stale {
+                product_id: ev.data.product_id.clone(),
+                event_at: ev.timestamp,
+                last_changed: chrono::DateTime::from_timestamp_millis(last).unwrap_or_default(),
+            }),
+            _ => None,
+        })
+    }
+
     async fn apply(&self, ev: &ProductEvent) -> Result<SyncOutcome, HandlerError> {
         let id = &ev.data.product_id;
         let _guard = self.locks.lock(id).await;
@@ -201,6 +232,9 @@ impl CatalogSync {
         };
 
         if ev.kind == EventKind::Deleted {
+            if let Some(stale) = self.overtaken(ev).await? {
+                return Ok(stale);
+            }
             let removed = self.index.delete(std::slice::from_ref(id)).await?;
             self.products
                 .write(write(ProductStatus::Deleted, None))
@@ -217,6 +251,9 @@ impl CatalogSync {
         let Some(image) = ev.data.image() else {
             // `updated` without an image: metadata only.
             if indexed {
+                if let Some(stale) = self.overtaken(ev).await? {
+                    return Ok(stale);
+                }
                 self.index.set_payload(payload).await?;
             }
             let status = match current.as_ref().map(|c| c.status) {
@@ -236,6 +273,11 @@ impl CatalogSync {
                 c.image_sha256.as_deref() == Some(sha.as_str())
                     && c.model_version.as_deref() == Some(version.as_str())
             });
+        // The fetch and the embedding took a while: has a newer event been
+        // applied meanwhile?
+        if let Some(stale) = self.overtaken(ev).await? {
+            return Ok(stale);
+        }
         if unchanged && self.index.set_payload(payload.clone()).await? {
             self.products
                 .write(ProductWrite {
@@ -247,6 +289,9 @@ impl CatalogSync {
         }
 
         let vector = self.embed.embed(bytes).await?;
+        if let Some(stale) = self.overtaken(ev).await? {
+            return Ok(stale);
+        }
         self.index.upsert(vec![Point { vector, payload }]).await?;
         self.products
             .write(ProductWrite {
@@ -271,18 +316,17 @@ impl EventHandler for CatalogSync {
     async fn on_final_failure(&self, record: &EventRecord, error: &str) {
         let Ok(ev) = parse(record) else { return };
         let _guard = self.locks.lock(&ev.data.product_id).await;
-        let w = ProductWrite {
-            data: &ev.data,
-            status: ProductStatus::Failed,
-            image_ref: ev.data.image().as_ref().map(image_text),
-            image_sha256: None,
-            model_version: None,
-            error: Some(error.to_string()),
-            embedded: false,
-            event_id: &ev.event_id,
-            event_at: ev.timestamp.timestamp_millis(),
-        };
-        if let Err(e) = self.products.write(w).await {
+        // Not `write`: only applied events move the product's clock.
+        let written = self
+            .products
+            .write_failure(
+                &ev.data,
+                ev.data.image().as_ref().map(image_text),
+                error,
+                ev.timestamp.timestamp_millis(),
+            )
+            .await;
+        if let Err(e) = written {
             tracing::error!(error = %e, product = %ev.data.product_id, "could not record product failure");
         }
     }

@@ -2,14 +2,15 @@
 //!
 //! The order of checks is the order of cost: no secret configured (503,
 //! fail closed), body too large (413), signature (401) on the raw bytes,
-//! JSON syntax (400), event validity (422). Only then is the event written
+//! JSON syntax (400), event validity (422: duplicate keys, a timestamp
+//! beyond the allowed clock skew, anything [`super::validate`] refuses). Only then is the event written
 //! to the inbox, and the 200 goes out only after that write has committed
 //! (concurrent deliveries share one commit: see [`crate::inbox::intake`]).
 
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::{RawEvent, state::CatalogState};
+use super::{ParseError, state::CatalogState};
 use crate::{
     error::ApiError,
     http::{extract::read_limited, signature},
@@ -20,6 +21,14 @@ pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 fn count_error(event_type: &str) {
     metrics::counter!("visual_search_webhooks_errors_total", "event_type" => event_type.to_string())
         .increment(1);
+}
+
+/// 400 for a body that is not JSON, 422 for one that is not a valid event.
+fn rejection(e: ParseError) -> ApiError {
+    match e {
+        ParseError::Malformed(_) => ApiError::BadRequest(e.to_string()),
+        ParseError::NotAnObject | ParseError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
+    }
 }
 
 pub async fn receive(
@@ -43,23 +52,26 @@ pub async fn receive(
         ApiError::Unauthorized(format!("invalid webhook signature: {e}"))
     })?;
 
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+    // The same parse as the worker's (`super::parse_event`), in its two
+    // halves so that rejections are counted by event type when there is one.
+    let value = super::parse_json(&body).map_err(|e| {
         count_error("unknown");
-        ApiError::BadRequest(format!("malformed JSON: {e}"))
+        rejection(e)
     })?;
     let event_type = value
         .get("event_type")
         .and_then(Value::as_str)
         .unwrap_or("unknown")
         .to_string();
-    let raw: RawEvent = serde_json::from_value(value).map_err(|_| {
-        count_error(&event_type);
-        ApiError::Unprocessable("body is not a JSON object".into())
-    })?;
-    let event = super::validate(raw).map_err(|e| {
-        count_error(&event_type);
-        ApiError::Unprocessable(format!("invalid event: {e}"))
-    })?;
+    let event = super::from_json(value)
+        .and_then(|ev| {
+            ev.check_clock(chrono::Utc::now(), st.max_clock_skew)?;
+            Ok(ev)
+        })
+        .map_err(|e| {
+            count_error(&event_type);
+            rejection(e)
+        })?;
     // Verified and parsed above, so the body is valid UTF-8 JSON.
     let payload = String::from_utf8_lossy(&body).into_owned();
     let inserted = st.inbox.insert(event.to_new_event(payload)).await?;

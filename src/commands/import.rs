@@ -62,7 +62,10 @@ pub async fn run(
         if !line.trim().is_empty() {
             let checked = line_to_event(line).and_then(|body| {
                 let raw: RawEvent = serde_json::from_value(body.clone())?;
-                Ok((catalog::validate(raw)?, body))
+                let ev = catalog::validate(raw)?;
+                // As the webhook does: a far-future date would freeze its product.
+                ev.check_clock(chrono::Utc::now(), settings.bakai.max_clock_skew())?;
+                Ok((ev, body))
             });
             match checked {
                 Err(e) => report.invalid.push((n + 1, format!("{e:#}"))),

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use secret::{Secret, redact_url};
 pub use sections::{
-    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, IndexSettings, QdrantSettings,
-    S3Settings, ServerSettings, WorkerSettings,
+    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, IndexSettings,
+    MIN_LEASE_SECS, QdrantSettings, S3Settings, ServerSettings, WorkerSettings,
 };
 pub use values::{LogFormat, RetrySchedule, parse_duration, split_list};
 
@@ -109,6 +109,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         Some("WEBHOOK_SECRET"),
     ),
     (
+        "bakai.max_clock_skew_secs",
+        "VITRINE_MAX_CLOCK_SKEW_SECS",
+        None,
+    ),
+    (
         "fetch.image_base_url",
         "VITRINE_IMAGE_BASE_URL",
         Some("IMAGE_BASE_URL"),
@@ -158,6 +163,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "worker.abort_grace_secs",
         "VITRINE_WORKER_ABORT_GRACE_SECS",
+        None,
+    ),
+    (
+        "worker.handler_timeout_secs",
+        "VITRINE_HANDLER_TIMEOUT_SECS",
         None,
     ),
 ];
@@ -248,6 +258,34 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        // The lease is renewed every lease/3 while an event is handled, so
+        // it must leave room for one heartbeat a second and a spare one.
+        if self.worker.lease_secs < MIN_LEASE_SECS {
+            return Err(invalid(
+                "worker.lease_secs",
+                format!(
+                    "is {} s, but must be at least {MIN_LEASE_SECS} s: the lease is renewed \
+                     every third of it, and a heartbeat interval under 1 s cannot be kept",
+                    self.worker.lease_secs
+                ),
+            ));
+        }
+        // A deadline under the fetch timeout would cut short every download
+        // the fetch settings allow.
+        let fetch = self.fetch.timeout();
+        if self.worker.handler_timeout_secs != 0 && self.worker.handler_timeout(&self.fetch) < fetch
+        {
+            return Err(invalid(
+                "worker.handler_timeout_secs",
+                format!(
+                    "is {} s, shorter than fetch.timeout_ms ({} ms): every slow download would \
+                     time out as a handler; raise it or set 0 (fetch timeout + {} s)",
+                    self.worker.handler_timeout_secs,
+                    self.fetch.timeout_ms,
+                    HANDLER_SLACK.as_secs()
+                ),
+            ));
         }
         if let Some(u) = &self.fetch.image_base_url
             && u.cannot_be_a_base()
@@ -398,6 +436,30 @@ mod tests {
             assert_eq!(as_toml(&loaded), as_toml(&Settings::default()));
             Ok(())
         });
+    }
+
+    #[test]
+    fn the_lease_must_fit_a_heartbeat_and_the_deadline_a_download() {
+        let mut s = Settings::default();
+        assert_eq!(
+            s.worker.handler_timeout(&s.fetch),
+            Duration::from_secs(90),
+            "fetch timeout + slack"
+        );
+        s.worker.lease_secs = 2;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("worker.lease_secs") && err.contains("at least 3"),
+            "{err}"
+        );
+        s.worker.lease_secs = 3;
+        assert!(s.validate().is_ok());
+        s.worker.handler_timeout_secs = 10;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("worker.handler_timeout_secs"), "{err}");
+        s.fetch.timeout_ms = 10_000;
+        assert!(s.validate().is_ok());
+        assert_eq!(s.worker.handler_timeout(&s.fetch), Duration::from_secs(10));
     }
 
     fn toml_value(s: &Settings) -> String {

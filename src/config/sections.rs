@@ -68,6 +68,17 @@ pub struct BakaiSettings {
     /// answers 503 (fail closed). A comma-separated string or a list.
     #[serde(deserialize_with = "list::secrets")]
     pub webhook_secret: Vec<Secret>,
+    /// How far into the future an event's timestamp may be; later ones are
+    /// refused with 422. An event's timestamp becomes its product's clock,
+    /// and older events are skipped as stale, so a far-future date would
+    /// freeze the product for good.
+    ///
+    /// 300 s: servers kept by NTP agree within milliseconds, so five minutes
+    /// covers a sender whose clock has drifted or not synced yet (the same
+    /// tolerance as Kerberos and common webhook replay windows), while a
+    /// wrong date can hide the product's later changes for five minutes at
+    /// most.
+    pub max_clock_skew_secs: u64,
 }
 
 impl Default for BakaiSettings {
@@ -75,7 +86,14 @@ impl Default for BakaiSettings {
         Self {
             enabled: true,
             webhook_secret: Vec::new(),
+            max_clock_skew_secs: 300,
         }
+    }
+}
+
+impl BakaiSettings {
+    pub fn max_clock_skew(&self) -> Duration {
+        Duration::from_secs(self.max_clock_skew_secs)
     }
 }
 
@@ -237,7 +255,9 @@ pub struct WorkerSettings {
     /// How many events one instance processes at once (I/O bound: fetches).
     pub concurrency: usize,
     /// How long a claimed event stays with its worker before another may
-    /// take it over (the worker is presumed dead).
+    /// take it over (the worker is presumed dead). A heartbeat renews it
+    /// every third of this while the event is handled, so it need not
+    /// outlast a slow download, only a missed renewal or two; at least 3.
     pub lease_secs: u64,
     /// Idle poll period; new webhooks wake the workers immediately.
     pub poll_interval_ms: u64,
@@ -252,7 +272,21 @@ pub struct WorkerSettings {
     /// Once that grace is over, how long one attempt still gets before it is
     /// aborted and released.
     pub abort_grace_secs: u64,
+    /// The longest one try of an event may take before it is stopped and
+    /// fails as transient (then retried on the schedule). 0 means the fetch
+    /// timeout plus [`HANDLER_SLACK`]: a try is one download plus embedding
+    /// and writes, and the download is the part that can stall.
+    pub handler_timeout_secs: u64,
 }
+
+/// What a derived handler deadline adds to the fetch timeout: time to
+/// queue for the embedding pool under load, embed, and write the index and
+/// the product row.
+pub const HANDLER_SLACK: Duration = Duration::from_secs(60);
+
+/// The shortest lease: one heartbeat per second at the most, and two of
+/// them inside each lease.
+pub const MIN_LEASE_SECS: u64 = 3;
 
 impl Default for WorkerSettings {
     fn default() -> Self {
@@ -264,6 +298,7 @@ impl Default for WorkerSettings {
             max_retries: 3,
             shutdown_grace_secs: 10,
             abort_grace_secs: 5,
+            handler_timeout_secs: 0,
         }
     }
 }
@@ -280,5 +315,12 @@ impl WorkerSettings {
     }
     pub fn abort_grace(&self) -> Duration {
         Duration::from_secs(self.abort_grace_secs)
+    }
+    /// The handler deadline, with 0 resolved against the fetch timeout.
+    pub fn handler_timeout(&self, fetch: &FetchSettings) -> Duration {
+        match self.handler_timeout_secs {
+            0 => fetch.timeout() + HANDLER_SLACK,
+            n => Duration::from_secs(n),
+        }
     }
 }

@@ -203,6 +203,10 @@ fn claim_sql(backend: Backend) -> &'static str {
     }
 }
 
+/// The PostgreSQL advisory lock key that claims take turns on ("vitrine"
+/// and 1 in ASCII; advisory keys are one 64-bit space per database).
+const CLAIM_LOCK: i64 = 0x7669_7472_696e_6501;
+
 #[derive(Debug, Clone)]
 pub struct Inbox {
     db: Db,
@@ -241,7 +245,10 @@ impl Inbox {
     /// Claims up to `n` due events: pending ones, retries whose time has come,
     /// and events whose worker's lease ran out (that worker is presumed dead).
     /// SQLite runs one writer at a time, so this single `UPDATE … RETURNING`
-    /// is atomic: two workers never claim the same row.
+    /// is atomic: two workers never claim the same row. On PostgreSQL,
+    /// claims from all instances take turns (an advisory lock), so an event
+    /// is never claimed while another event of its entity is being applied
+    /// anywhere.
     pub async fn claim(
         &self,
         provider: Option<&str>,
@@ -251,18 +258,55 @@ impl Inbox {
         if n == 0 {
             return Ok(Vec::new());
         }
-        let now = now_ms();
         let token = uuid::Uuid::new_v4().to_string();
         let sql = claim_sql(self.db.backend());
+        let lease_ms = lease.as_millis() as i64;
         let _turn = self.db.background_turn().await;
-        let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
-            .bind(now)
-            .bind(now + lease.as_millis() as i64)
-            .bind(&token)
-            .bind(provider)
-            .bind(n as i64)
-            .fetch_all(self.db.writer())
-            .await?;
+        let mut rows: Vec<EventRecord> = match self.db.backend() {
+            // One writer at a time: the claim is serialised as it is.
+            Backend::Sqlite => {
+                let now = now_ms();
+                sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(now + lease_ms)
+                    .bind(&token)
+                    .bind(provider)
+                    .bind(n as i64)
+                    .fetch_all(self.db.writer())
+                    .await?
+            }
+            // The claim's guard (no other event of the entity is being
+            // applied) reads other rows, and under READ COMMITTED and SKIP
+            // LOCKED two concurrent claims do not see each other's: two
+            // instances could each take an event of one product and apply
+            // them at once. So claims from every instance take turns, on a
+            // transaction-scoped advisory lock taken before the claim's
+            // snapshot: each claim then sees every claim committed before
+            // it. A claim holds it for well under a millisecond (see
+            // `claim_sql`), and nothing else takes it.
+            Backend::Postgres => {
+                let mut tx = self.db.writer().begin().await?;
+                // Wrapped so the result column is an integer: the Any
+                // driver cannot decode `void`.
+                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) turn")
+                    .bind(CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                // Read the clock once it is our turn, so that a lease never
+                // starts before the claim that ended the previous one.
+                let now = now_ms();
+                let rows = sqlx::query_as(sql)
+                    .bind(now)
+                    .bind(now + lease_ms)
+                    .bind(&token)
+                    .bind(provider)
+                    .bind(n as i64)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                rows
+            }
+        };
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(rows
@@ -272,6 +316,26 @@ impl Inbox {
                 lease_token: token.clone(),
             })
             .collect())
+    }
+
+    /// Extends a claimed event's lease to `lease` from now, while its
+    /// handler is still at work (the worker's heartbeat). Returns false if
+    /// the lease is no longer ours: it ran out and another worker took the
+    /// event, or the event was finished or released meanwhile.
+    pub async fn renew(&self, c: &Claimed, lease: Duration) -> Result<bool, InboxError> {
+        let now = now_ms();
+        let _turn = self.db.background_turn().await;
+        let r = sqlx::query(
+            "UPDATE webhook_events SET lease_expires_at = $1 \
+             WHERE id = $2 AND lease_token = $3 AND status = $4",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(&c.event.id)
+        .bind(&c.lease_token)
+        .bind(EventStatus::Processing)
+        .execute(self.db.writer())
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Marks a claimed event done, keeping what applying it did. Returns
@@ -574,6 +638,30 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((rows.len(), total), (300, 300));
+    }
+
+    #[tokio::test]
+    async fn a_renewed_lease_is_kept_and_a_lost_one_cannot_be_renewed() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 3).await;
+        inbox.insert(new_event("e1")).await.unwrap();
+        let lease = Duration::from_millis(150);
+        let held = inbox.claim(None, 10, lease).await.unwrap().pop().unwrap();
+        // Renewed before it runs out, the lease outlives its first term.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(inbox.renew(&held, lease).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let none = inbox.claim(None, 10, lease).await.unwrap();
+        assert!(none.is_empty(), "a renewed lease is still held");
+        // Not renewed, it runs out; the new holder's lease is not ours.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let taken = inbox
+            .claim(None, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(taken.len(), 1);
+        assert!(!inbox.renew(&held, lease).await.unwrap());
+        assert!(inbox.renew(&taken[0], lease).await.unwrap());
     }
 
     #[tokio::test]

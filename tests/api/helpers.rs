@@ -57,6 +57,8 @@ pub struct Served {
     pub bytes: Vec<u8>,
     /// Answer 503 this many times before serving.
     pub fail_first: usize,
+    /// Wait this long before answering.
+    pub delay: Duration,
 }
 
 #[derive(Clone, Default)]
@@ -89,10 +91,30 @@ impl ImageServer {
     }
 
     pub fn put_flaky(&self, key: &str, bytes: Vec<u8>, fail_first: usize) {
-        self.files
-            .lock()
-            .unwrap()
-            .insert(key.to_string(), Served { bytes, fail_first });
+        self.put_served(
+            key,
+            Served {
+                bytes,
+                fail_first,
+                delay: Duration::ZERO,
+            },
+        );
+    }
+
+    /// Serves `bytes`, each time only after `delay`.
+    pub fn put_slow(&self, key: &str, bytes: Vec<u8>, delay: Duration) {
+        self.put_served(
+            key,
+            Served {
+                bytes,
+                fail_first: 0,
+                delay,
+            },
+        );
+    }
+
+    fn put_served(&self, key: &str, served: Served) {
+        self.files.lock().unwrap().insert(key.to_string(), served);
     }
 
     pub fn hits(&self, key: &str) -> usize {
@@ -108,6 +130,9 @@ async fn serve_image(State(s): State<ImageServer>, UrlPath(path): UrlPath<String
         *n
     };
     let file = s.files.lock().unwrap().get(&path).cloned();
+    if let Some(f) = &file {
+        tokio::time::sleep(f.delay).await;
+    }
     match file {
         None => StatusCode::NOT_FOUND.into_response(),
         Some(f) if n <= f.fail_first => StatusCode::SERVICE_UNAVAILABLE.into_response(),

@@ -3,9 +3,11 @@
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
 mod cli;
+mod event_audit;
 mod failures;
 mod fetch;
 mod helpers;
+mod ordering;
 mod pipeline;
 mod reindex;
 mod restart;

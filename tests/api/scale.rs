@@ -14,9 +14,9 @@ use vitrine::http::signature;
 
 use crate::helpers::{ADMIN, ImageServer, SECRET, event, fresh_database_url, photos};
 
-struct Instance {
+pub(crate) struct Instance {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Instance {
@@ -36,13 +36,18 @@ fn free_port() -> u16 {
 
 /// With `VITRINE_TEST_INDEX=qdrant` both instances share one Qdrant index
 /// (a real scale-out); otherwise each has its own embedded index.
-fn shared_qdrant() -> Option<String> {
+pub(crate) fn shared_qdrant() -> Option<String> {
     (std::env::var("VITRINE_TEST_INDEX").as_deref() == Ok("qdrant"))
         .then(|| std::env::var("VITRINE_TEST_QDRANT_URL").ok())
         .flatten()
 }
 
-async fn spawn_instance(db: &str, data: &Path, images: &ImageServer, alias: &str) -> Instance {
+pub(crate) async fn spawn_instance(
+    db: &str,
+    data: &Path,
+    images: &ImageServer,
+    alias: &str,
+) -> Instance {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}");
@@ -89,7 +94,7 @@ async fn spawn_instance(db: &str, data: &Path, images: &ImageServer, alias: &str
     panic!("instance on port {port} did not become healthy");
 }
 
-async fn send(client: &reqwest::Client, url: &str, body: &str) -> Value {
+pub(crate) async fn send(client: &reqwest::Client, url: &str, body: &str) -> Value {
     let resp = client
         .post(format!("{url}/api/v1/webhooks/bakai"))
         .header(
@@ -104,7 +109,7 @@ async fn send(client: &reqwest::Client, url: &str, body: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-async fn admin_get(client: &reqwest::Client, url: &str) -> Value {
+pub(crate) async fn admin_get(client: &reqwest::Client, url: &str) -> Value {
     client
         .get(url)
         .bearer_auth(ADMIN)
