@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use secret::{Secret, redact_url};
 pub use sections::{
-    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, IndexSettings, QdrantSettings,
-    S3Settings, ServerSettings, WorkerSettings,
+    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, InboxSettings, IndexSettings,
+    QdrantSettings, S3Settings, ServerSettings, WorkerSettings,
 };
 pub use values::{LogFormat, RetrySchedule, parse_duration, split_list};
 
@@ -52,6 +52,7 @@ pub struct Settings {
     pub embed: EmbedSettings,
     pub index: IndexSettings,
     pub worker: WorkerSettings,
+    pub inbox: InboxSettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
 }
@@ -69,6 +70,7 @@ impl Default for Settings {
             embed: EmbedSettings::default(),
             index: IndexSettings::default(),
             worker: WorkerSettings::default(),
+            inbox: InboxSettings::default(),
             bakai: BakaiSettings::default(),
         }
     }
@@ -99,6 +101,42 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "server.shutdown_grace_secs",
         "VITRINE_SHUTDOWN_GRACE_SECS",
+        None,
+    ),
+    (
+        "server.header_read_timeout_secs",
+        "VITRINE_HEADER_READ_TIMEOUT_SECS",
+        None,
+    ),
+    (
+        "server.body_read_timeout_secs",
+        "VITRINE_BODY_READ_TIMEOUT_SECS",
+        None,
+    ),
+    ("server.max_connections", "VITRINE_MAX_CONNECTIONS", None),
+    (
+        "server.max_search_uploads",
+        "VITRINE_MAX_SEARCH_UPLOADS",
+        None,
+    ),
+    (
+        "server.webhook_rate_per_sec",
+        "VITRINE_WEBHOOK_RATE_PER_SEC",
+        None,
+    ),
+    (
+        "server.webhook_rate_burst",
+        "VITRINE_WEBHOOK_RATE_BURST",
+        None,
+    ),
+    (
+        "server.search_rate_per_sec",
+        "VITRINE_SEARCH_RATE_PER_SEC",
+        None,
+    ),
+    (
+        "server.search_rate_burst",
+        "VITRINE_SEARCH_RATE_BURST",
         None,
     ),
     ("database.url", "VITRINE_DATABASE_URL", Some("DATABASE_URL")),
@@ -157,6 +195,12 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "worker.abort_grace_secs",
         "VITRINE_WORKER_ABORT_GRACE_SECS",
+        None,
+    ),
+    ("inbox.retention_days", "VITRINE_INBOX_RETENTION_DAYS", None),
+    (
+        "inbox.purge_interval_secs",
+        "VITRINE_INBOX_PURGE_INTERVAL_SECS",
         None,
     ),
 ];
@@ -247,6 +291,23 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        // hyper's header timer and the body timeout treat zero as "expire
+        // at once", which would refuse every request.
+        if self.server.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.server.body_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.body_read_timeout_secs",
+                "must be at least 1",
+            ));
         }
         if let Some(u) = &self.fetch.image_base_url
             && u.cannot_be_a_base()
@@ -353,6 +414,11 @@ mod tests {
                         || k.ends_with("batch")
                         || k.ends_with("pixels")
                         || k.ends_with("concurrency")
+                        || k.ends_with("connections")
+                        || k.ends_with("uploads")
+                        || k.ends_with("per_sec")
+                        || k.ends_with("burst")
+                        || k.ends_with("retention_days")
                         || k.ends_with("retries")
                         || k.ends_with("shards")
                         || k.ends_with("replication") =>
