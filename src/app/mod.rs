@@ -17,7 +17,11 @@ use crate::{
     catalog::Catalog,
     config::Settings,
     embed::{EmbedService, Embedder, ImageFetcher},
-    http::AppState,
+    http::{
+        AppState,
+        limits::UploadPermits,
+        serve::{ConnLimits, serve},
+    },
     inbox::{Inbox, WorkerConfig, worker::Handlers},
     provider::{Core, Provider},
     search::SearchService,
@@ -94,6 +98,7 @@ impl Application {
             metrics,
             admin_token: core.settings.server.admin_token.clone(),
             max_upload_bytes: core.settings.fetch.max_bytes,
+            upload_permits: UploadPermits::new(core.settings.server.max_search_uploads),
             providers: Arc::new(providers.iter().map(|p| (p.name(), p.status())).collect()),
         };
         Ok(Self {
@@ -149,18 +154,26 @@ impl Application {
         }
         let settings = core.settings.clone();
         let workers = spawn_workers(&core, &providers, stop.clone());
+        if let Some(retention) = settings.inbox.retention() {
+            core.tasks.spawn(crate::inbox::retention::run(
+                core.db.clone(),
+                retention,
+                settings.inbox.purge_interval(),
+                stop.clone(),
+            ));
+        }
         let app = crate::http::router(
             state,
             providers.iter().map(|p| p.router()).collect(),
-            settings.server.request_timeout(),
+            &settings.server,
         );
         drop(providers);
         tracing::info!(addr = %listener.local_addr()?, "vitrine listening");
-        let graceful = {
-            let stop = stop.clone();
-            async move { stop.cancelled().await }
+        let limits = ConnLimits {
+            max_connections: settings.server.max_connections,
+            header_read_timeout: settings.server.header_read_timeout(),
         };
-        let serve = axum::serve(listener, app).with_graceful_shutdown(graceful);
+        let serve = serve(listener, app, limits, stop.clone());
         let grace = settings.server.shutdown_grace();
         let deadline = {
             let stop = stop.clone();

@@ -30,8 +30,8 @@ use serde::{Deserialize, Serialize};
 
 pub use secret::{Secret, redact_url};
 pub use sections::{
-    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, IndexSettings,
-    MIN_LEASE_SECS, QdrantSettings, S3Settings, ServerSettings, WorkerSettings,
+    BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
+    IndexSettings, MIN_LEASE_SECS, QdrantSettings, S3Settings, ServerSettings, WorkerSettings,
 };
 pub use values::{LogFormat, RetrySchedule, parse_duration, split_list};
 
@@ -52,6 +52,7 @@ pub struct Settings {
     pub embed: EmbedSettings,
     pub index: IndexSettings,
     pub worker: WorkerSettings,
+    pub inbox: InboxSettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
 }
@@ -69,6 +70,7 @@ impl Default for Settings {
             embed: EmbedSettings::default(),
             index: IndexSettings::default(),
             worker: WorkerSettings::default(),
+            inbox: InboxSettings::default(),
             bakai: BakaiSettings::default(),
         }
     }
@@ -99,6 +101,42 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "server.shutdown_grace_secs",
         "VITRINE_SHUTDOWN_GRACE_SECS",
+        None,
+    ),
+    (
+        "server.header_read_timeout_secs",
+        "VITRINE_HEADER_READ_TIMEOUT_SECS",
+        None,
+    ),
+    (
+        "server.body_read_timeout_secs",
+        "VITRINE_BODY_READ_TIMEOUT_SECS",
+        None,
+    ),
+    ("server.max_connections", "VITRINE_MAX_CONNECTIONS", None),
+    (
+        "server.max_search_uploads",
+        "VITRINE_MAX_SEARCH_UPLOADS",
+        None,
+    ),
+    (
+        "server.webhook_rate_per_sec",
+        "VITRINE_WEBHOOK_RATE_PER_SEC",
+        None,
+    ),
+    (
+        "server.webhook_rate_burst",
+        "VITRINE_WEBHOOK_RATE_BURST",
+        None,
+    ),
+    (
+        "server.search_rate_per_sec",
+        "VITRINE_SEARCH_RATE_PER_SEC",
+        None,
+    ),
+    (
+        "server.search_rate_burst",
+        "VITRINE_SEARCH_RATE_BURST",
         None,
     ),
     ("database.url", "VITRINE_DATABASE_URL", Some("DATABASE_URL")),
@@ -168,6 +206,12 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "worker.handler_timeout_secs",
         "VITRINE_HANDLER_TIMEOUT_SECS",
+        None,
+    ),
+    ("inbox.retention_days", "VITRINE_INBOX_RETENTION_DAYS", None),
+    (
+        "inbox.purge_interval_secs",
+        "VITRINE_INBOX_PURGE_INTERVAL_SECS",
         None,
     ),
 ];
@@ -258,6 +302,23 @@ impl Settings {
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid("server.max_connections", "must be at least 1"));
+        }
+        // hyper's header timer and the body timeout treat zero as "expire
+        // at once", which would refuse every request.
+        if self.server.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.header_read_timeout_secs",
+                "must be at least 1",
+            ));
+        }
+        if self.server.body_read_timeout_secs == 0 {
+            return Err(invalid(
+                "server.body_read_timeout_secs",
+                "must be at least 1",
+            ));
         }
         // The lease is renewed every lease/3 while an event is handled, so
         // it must leave room for one heartbeat a second and a spare one.
@@ -407,6 +468,11 @@ mod tests {
                         || k.ends_with("batch")
                         || k.ends_with("pixels")
                         || k.ends_with("concurrency")
+                        || k.ends_with("connections")
+                        || k.ends_with("uploads")
+                        || k.ends_with("per_sec")
+                        || k.ends_with("burst")
+                        || k.ends_with("retention_days")
                         || k.ends_with("retries")
                         || k.ends_with("shards")
                         || k.ends_with("replication") =>

@@ -26,6 +26,25 @@ pub struct ServerSettings {
     pub request_timeout_secs: u64,
     /// On shutdown, how long open requests may take to finish.
     pub shutdown_grace_secs: u64,
+    /// How long a client may take to send a request's head (and a kept-alive
+    /// connection may stay idle); the connection is closed after it.
+    pub header_read_timeout_secs: u64,
+    /// Longest pause while a request body is read; 408 after it.
+    pub body_read_timeout_secs: u64,
+    /// Most connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Search uploads (search by image) in flight at once; more are
+    /// answered 429. 0 = no bound.
+    pub max_search_uploads: usize,
+    /// Per-IP rate of webhook requests, per second; 0 = no limit.
+    pub webhook_rate_per_sec: u32,
+    /// Per-IP burst of webhook requests; 0 = the rate.
+    pub webhook_rate_burst: u32,
+    /// Per-IP rate of searches (by image and by product), per second;
+    /// 0 = no limit.
+    pub search_rate_per_sec: u32,
+    /// Per-IP burst of searches; 0 = the rate.
+    pub search_rate_burst: u32,
 }
 
 impl Default for ServerSettings {
@@ -36,6 +55,14 @@ impl Default for ServerSettings {
             admin_token: None,
             request_timeout_secs: 60,
             shutdown_grace_secs: 10,
+            header_read_timeout_secs: 10,
+            body_read_timeout_secs: 15,
+            max_connections: 1024,
+            max_search_uploads: 8,
+            webhook_rate_per_sec: 0,
+            webhook_rate_burst: 0,
+            search_rate_per_sec: 0,
+            search_rate_burst: 0,
         }
     }
 }
@@ -46,6 +73,12 @@ impl ServerSettings {
     }
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
+    }
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
     }
 }
 
@@ -245,6 +278,36 @@ fn resolve_threads(n: usize) -> usize {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         n
+    }
+}
+
+/// `[inbox]`: keeping stored events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InboxSettings {
+    /// Completed events older than this many days are deleted in the
+    /// background; failed and unfinished ones are kept. 0 = keep forever.
+    pub retention_days: u64,
+    /// How often the purge runs.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for InboxSettings {
+    fn default() -> Self {
+        Self {
+            retention_days: 30,
+            purge_interval_secs: 3600,
+        }
+    }
+}
+
+impl InboxSettings {
+    /// `None` when retention is off.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 86_400))
+    }
+    pub fn purge_interval(&self) -> Duration {
+        Duration::from_secs(self.purge_interval_secs.max(1))
     }
 }
 

@@ -7,16 +7,23 @@
 //! raw body (webhooks verify signatures on exactly these bytes) and
 //! [`read_upload`] for an image sent raw or as a multipart field.
 
+use std::time::Duration;
+
 use axum::{
     body::Body,
     extract::{
         FromRequest, FromRequestParts, Json, Multipart, Query, Request, multipart::MultipartError,
         rejection::JsonRejection,
     },
-    http::{HeaderMap, StatusCode, header::CONTENT_LENGTH, header::CONTENT_TYPE, request::Parts},
+    http::{
+        HeaderMap, StatusCode,
+        header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT},
+        request::Parts,
+    },
     response::{IntoResponse, Response},
 };
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::error::ApiError;
@@ -73,32 +80,93 @@ fn too_large(limit: usize) -> ApiError {
     ))
 }
 
-/// Reads a request body up to `limit` bytes; 413 past it (at once when the
-/// declared `Content-Length` already says so).
-pub async fn read_limited(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large(limit));
+/// After a 413, the body is read on and thrown away until it ends, up to
+/// `limit + max(limit, 1 MiB)` bytes in all and for at most [`DRAIN_TIME`]:
+/// so any body up to about twice the limit gets its answer. A client that
+/// writes its whole body before reading the answer (Python's
+/// `http.client`, many webhook senders) otherwise gets a reset instead of
+/// the 413: closing a socket with unread data in it makes the kernel send
+/// RST, which discards the answer on its way.
+const DRAIN_MIN_BYTES: usize = 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(3);
+
+/// Reads and discards what is left of `body`, of which `seen` bytes were
+/// read already, within the drain budget. Not when the client asked
+/// `Expect: 100-continue` and nothing was read: it then waits for our
+/// answer and sends no body at all.
+pub(crate) async fn drain(headers: &HeaderMap, mut body: Body, limit: usize, seen: usize) {
+    let waits_for_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if waits_for_continue && seen == 0 {
+        return;
     }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let inner = e.into_inner();
-        if inner
-            .downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            too_large(limit)
-        } else {
-            ApiError::BadRequest(format!("could not read request body: {inner}"))
+    let budget = limit.saturating_add(limit.max(DRAIN_MIN_BYTES));
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        let mut total = seen;
+        while total < budget {
+            match body.frame().await {
+                Some(Ok(frame)) => total += frame.data_ref().map_or(0, |d| d.len()),
+                _ => break,
+            }
         }
     })
+    .await;
 }
+
+/// A body read that failed: 408 when the body stalled past the body-read
+/// timeout (the router's `RequestBodyTimeoutLayer`), 400 otherwise.
+fn read_error(e: axum::Error) -> ApiError {
+    let inner = e.into_inner();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&*inner);
+    while let Some(s) = source {
+        if s.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::Timeout("the request body stalled; it was not read in time".into());
+        }
+        source = s.source();
+    }
+    ApiError::BadRequest(format!("could not read request body: {inner}"))
+}
+
+/// `Content-Length`, when the client declared one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads a request body up to `limit` bytes; 413 past it (at once when the
+/// declared `Content-Length` already says so). Before a 413 the rest of the
+/// body is drained within a bound, so that the client can read the answer.
+pub async fn read_limited(
+    headers: &HeaderMap,
+    mut body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    if declared_length(headers).is_some_and(|n| n > limit as u64) {
+        drain(headers, body, limit, 0).await;
+        return Err(too_large(limit));
+    }
+    // `axum::body::to_bytes` drops the body at the limit; this loop keeps
+    // it, to drain it.
+    let mut buf = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(read_error)?.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > limit {
+            drain(headers, body, limit, buf.len() + data.len()).await;
+            return Err(too_large(limit));
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
+/// Room for multipart boundaries and part headers around an upload of the
+/// largest allowed size.
+pub const MULTIPART_OVERHEAD: usize = 64 * 1024;
 
 fn multipart_error(e: MultipartError, limit: usize) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -120,6 +188,14 @@ pub async fn read_upload(req: Request, field: &str, limit: usize) -> Result<Byte
     if !is_multipart {
         let (parts, body) = req.into_parts();
         return read_limited(&parts.headers, body, limit).await;
+    }
+    // A declared length already over the cap (plus the multipart framing
+    // the route's `DefaultBodyLimit` allows for) is refused before parsing,
+    // with the body drained as in `read_limited`.
+    if declared_length(req.headers()).is_some_and(|n| n > (limit + MULTIPART_OVERHEAD) as u64) {
+        let (parts, body) = req.into_parts();
+        drain(&parts.headers, body, limit, 0).await;
+        return Err(too_large(limit));
     }
     let mut mp = Multipart::from_request(req, &())
         .await

@@ -4,20 +4,23 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::{Value, json};
 
 use super::state::AppState;
-use crate::db;
+use crate::{
+    db::{self, Db},
+    index::VectorIndex,
+};
+
+/// The public reasons of an unhealthy part: a class, never the error
+/// itself, which may name hosts, paths or credentials-bearing URLs. The
+/// detail goes to the log.
+pub const DATABASE_UNREACHABLE: &str = "database unreachable";
+pub const INDEX_UNAVAILABLE: &str = "index unavailable";
 
 /// `GET /api/v1/health`: database, index and model. 503 when a dependency
-/// is down, so a load balancer stops sending traffic.
+/// is down, so a load balancer stops sending traffic. Names the database
+/// engine and the index backend either way.
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = match db::ping(&st.db).await {
-        Ok(()) => json!({ "status": "ok", "engine": st.db.backend().name() }),
-        Err(e) => json!({ "status": "error", "error": e.to_string() }),
-    };
-    let info = st.index.info();
-    let index = match st.index.count().await {
-        Ok(n) => json!({ "status": "ok", "backend": info.backend, "points": n, "dim": info.dim }),
-        Err(e) => json!({ "status": "error", "backend": info.backend, "error": e.to_string() }),
-    };
+    let database = database_part(&st.db).await;
+    let index = index_part(st.index.as_ref()).await;
     let m = st.embed.info();
     let model = json!({
         "status": "ok",
@@ -44,6 +47,31 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
             "model": model,
         })),
     )
+}
+
+/// The database's part of the health report: its engine either way, and
+/// when it does not answer, a reason class (the error goes to the log).
+async fn database_part(db: &Db) -> Value {
+    let engine = db.backend().name();
+    match db::ping(db).await {
+        Ok(()) => json!({ "status": "ok", "engine": engine }),
+        Err(e) => {
+            tracing::warn!(error = %e, engine, "health: the database does not answer");
+            json!({ "status": "error", "engine": engine, "error": DATABASE_UNREACHABLE })
+        }
+    }
+}
+
+/// The index's part: its backend either way, a reason class on failure.
+async fn index_part(index: &dyn VectorIndex) -> Value {
+    let info = index.info();
+    match index.count().await {
+        Ok(n) => json!({ "status": "ok", "backend": info.backend, "points": n, "dim": info.dim }),
+        Err(e) => {
+            tracing::warn!(error = %e, backend = %info.backend, "health: the index does not answer");
+            json!({ "status": "error", "backend": info.backend, "error": INDEX_UNAVAILABLE })
+        }
+    }
 }
 
 /// `GET /api/v1/webhooks/health`: which providers are mounted, and their
@@ -89,4 +117,25 @@ pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
         )],
         st.metrics.render(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_database_shows_a_reason_class_not_its_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("health-secret-path.db");
+        let db = db::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        assert_eq!(database_part(&db).await["status"], "ok");
+        db.close().await;
+        let part = database_part(&db).await;
+        assert_eq!(part["status"], "error");
+        assert_eq!(part["engine"], "sqlite");
+        assert_eq!(part["error"], DATABASE_UNREACHABLE);
+        assert!(!part.to_string().contains("health-secret-path"), "{part}");
+    }
 }

@@ -4,7 +4,7 @@ use axum::extract::{Path, Request, State};
 use serde_json::{Value, json};
 
 use super::{
-    extract::{ApiJson, ApiQuery, read_upload},
+    extract::{ApiJson, ApiQuery, drain, read_upload},
     state::SearchState,
 };
 use crate::{error::ApiError, search::SearchParams};
@@ -31,6 +31,18 @@ pub async fn by_image(
     ApiQuery(p): ApiQuery<SearchParams>,
     req: Request,
 ) -> Result<ApiJson<Value>, ApiError> {
+    // Taken before the body is read, and held until the search is done: the
+    // body and its decoded image are what it bounds.
+    // Refused uploads are drained like a 413 (see `extract::drain`), so the
+    // client reads the 429; draining discards, it holds nothing.
+    let _permit = match st.upload_permits.try_acquire() {
+        Ok(p) => p,
+        Err(e) => {
+            let (parts, body) = req.into_parts();
+            drain(&parts.headers, body, st.max_upload_bytes, 0).await;
+            return Err(e);
+        }
+    };
     let bytes = read_upload(req, "image", st.max_upload_bytes).await?;
     if bytes.is_empty() {
         return Err(ApiError::Unprocessable("no image in the request".into()));

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 
+use super::limits::UploadPermits;
 use crate::{
     config::Secret, db::Db, embed::EmbedService, inbox::Inbox, index::VectorIndex,
     search::SearchService,
@@ -27,6 +28,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// Byte cap on a search upload.
     pub max_upload_bytes: usize,
+    /// Bound on search uploads in flight.
+    pub upload_permits: UploadPermits,
     /// Name and status of each mounted provider.
     pub providers: Arc<Vec<(&'static str, serde_json::Value)>>,
 }
@@ -55,6 +58,7 @@ pub struct SearchState {
     pub search: SearchService,
     pub embed: EmbedService,
     pub max_upload_bytes: usize,
+    pub upload_permits: UploadPermits,
 }
 
 impl FromRef<AppState> for SearchState {
@@ -63,6 +67,7 @@ impl FromRef<AppState> for SearchState {
             search: s.search.clone(),
             embed: s.embed.clone(),
             max_upload_bytes: s.max_upload_bytes,
+            upload_permits: s.upload_permits.clone(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod event;
 pub mod intake;
+pub mod retention;
 pub mod retry;
 pub mod store;
 pub mod worker;

@@ -34,8 +34,23 @@ pub enum SearchError {
 pub struct SearchParams {
     pub limit: Option<usize>,
     pub category: Option<String>,
+    #[serde(default, deserialize_with = "finite")]
     pub min_price: Option<f64>,
+    #[serde(default, deserialize_with = "finite")]
     pub max_price: Option<f64>,
+}
+
+/// A price bound must be a finite number: `NaN` compares false with every
+/// price (and `inf` is no bound), so either would silently change what a
+/// filter means. Refused while the query string is parsed, so it is a 400
+/// like any other malformed parameter.
+fn finite<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(v) if !v.is_finite() => Err(serde::de::Error::custom(format!(
+            "a price must be a finite number, not {v}"
+        ))),
+        v => Ok(v),
+    }
 }
 
 impl SearchParams {
@@ -126,5 +141,33 @@ impl SearchService {
         })?;
         let hits = self.index.search(&vector, &filter, params.limit()).await?;
         Ok(hits.into_iter().map(SearchResult::from).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<SearchParams, String> {
+        let uri: axum::http::Uri = format!("/s?{q}").parse().unwrap();
+        axum::extract::Query::<SearchParams>::try_from_uri(&uri)
+            .map(|q| q.0)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn non_finite_prices_are_refused() {
+        for q in [
+            "min_price=NaN",
+            "max_price=nan",
+            "min_price=inf",
+            "max_price=-inf",
+            "min_price=infinity",
+        ] {
+            assert!(parse(q).is_err(), "{q} was accepted");
+        }
+        let p = parse("min_price=1.5&max_price=10").unwrap();
+        assert_eq!((p.min_price, p.max_price), (Some(1.5), Some(10.0)));
+        assert!(parse("").unwrap().min_price.is_none());
     }
 }
