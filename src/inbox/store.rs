@@ -1,108 +1,20 @@
-//! The `webhook_events` table: insert with dedup, claim with a lease,
-//! complete/fail, and the history queries behind the admin API.
+//! The `webhook_events` table's write side: insert with dedup, claim with a
+//! lease, renew, complete/fail, release and manual retry. The reads behind
+//! the admin API are in [`super::history`].
 
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio_util::task::TaskTracker;
 
 use super::{
     event::{
         ErrorKind, EventStatus, FailOutcome, HandlerError, InboxError, Inserted, NewEvent, Outcome,
     },
+    history::EventRecord,
     intake::GroupCommit,
     retry::RetryPolicy,
 };
 use crate::db::{Backend, Db, now_ms};
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct EventRecord {
-    pub id: String,
-    pub provider: String,
-    pub external_id: String,
-    pub event_type: String,
-    pub event_subtype: Option<String>,
-    pub entity_type: Option<String>,
-    pub entity_id: Option<String>,
-    pub status: EventStatus,
-    pub retry_count: i64,
-    pub max_retries: i64,
-    pub next_retry_at: Option<i64>,
-    pub processing_started_at: Option<i64>,
-    pub processed_at: Option<i64>,
-    pub error: Option<String>,
-    pub outcome: Option<String>,
-    pub payload: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-}
-
-/// The columns of [`EventRecord`], as a macro so queries stay `&'static str`
-/// (sqlx refuses unaudited dynamic SQL).
-macro_rules! columns {
-    () => {
-        "id, provider, external_id, event_type, event_subtype, entity_type, \
-         entity_id, status, retry_count, max_retries, next_retry_at, processing_started_at, \
-         processed_at, error, outcome, payload, created_at, updated_at"
-    };
-}
-
-fn rfc3339(ms: Option<i64>) -> Option<String> {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
-/// The admin API's view of an event.
-#[derive(Debug, Serialize)]
-pub struct EventView {
-    pub id: String,
-    pub provider: String,
-    pub external_id: String,
-    pub event_type: String,
-    pub event_subtype: Option<String>,
-    pub entity_type: Option<String>,
-    pub entity_id: Option<String>,
-    pub status: EventStatus,
-    pub retry_count: i64,
-    pub max_retries: i64,
-    pub next_retry_at: Option<String>,
-    pub processing_started_at: Option<String>,
-    pub processed_at: Option<String>,
-    pub error: Option<String>,
-    pub outcome: Option<String>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<serde_json::Value>,
-}
-
-impl EventRecord {
-    pub fn view(&self, with_payload: bool) -> EventView {
-        EventView {
-            id: self.id.clone(),
-            provider: self.provider.clone(),
-            external_id: self.external_id.clone(),
-            event_type: self.event_type.clone(),
-            event_subtype: self.event_subtype.clone(),
-            entity_type: self.entity_type.clone(),
-            entity_id: self.entity_id.clone(),
-            status: self.status,
-            retry_count: self.retry_count,
-            max_retries: self.max_retries,
-            next_retry_at: rfc3339(self.next_retry_at),
-            processing_started_at: rfc3339(self.processing_started_at),
-            processed_at: rfc3339(self.processed_at),
-            error: self.error.clone(),
-            outcome: self.outcome.clone(),
-            created_at: rfc3339(Some(self.created_at)),
-            updated_at: rfc3339(Some(self.updated_at)),
-            payload: with_payload.then(|| {
-                serde_json::from_str(&self.payload)
-                    .unwrap_or_else(|_| serde_json::Value::String(self.payload.clone()))
-            }),
-        }
-    }
-}
 
 /// An event held by one worker until `complete`/`fail` or the lease ends.
 #[derive(Debug, Clone)]
@@ -111,18 +23,6 @@ pub struct Claimed {
     /// Proves the lease is still ours: a worker whose lease expired and was
     /// taken over cannot overwrite the new holder's result.
     pub lease_token: String,
-}
-
-/// Filters of `GET /api/v1/events`.
-#[derive(Debug, Default, Clone)]
-pub struct EventQuery {
-    pub status: Option<EventStatus>,
-    pub provider: Option<String>,
-    pub event_type: Option<String>,
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    pub page: u32,
-    pub limit: u32,
 }
 
 /// The statement behind [`Inbox::claim`], with its binds: `$1` now, `$2`
@@ -209,7 +109,7 @@ const CLAIM_LOCK: i64 = 0x7669_7472_696e_6501;
 
 #[derive(Debug, Clone)]
 pub struct Inbox {
-    db: Db,
+    pub(super) db: Db,
     policy: RetryPolicy,
     intake: GroupCommit,
 }
@@ -468,98 +368,6 @@ impl Inbox {
         .await?;
         self.get(id).await
     }
-
-    pub async fn get(&self, id: &str) -> Result<EventRecord, InboxError> {
-        sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM webhook_events WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(self.db.reader())
-        .await?
-        .ok_or_else(|| InboxError::NotFound(id.to_string()))
-    }
-
-    /// The newest not-yet-applied event for an entity, if any.
-    pub async fn latest_unprocessed(
-        &self,
-        entity_type: &str,
-        entity_id: &str,
-    ) -> Result<Option<EventRecord>, InboxError> {
-        Ok(sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM webhook_events WHERE entity_type = $1 AND entity_id = $2 \
-             AND status IN ($3, $4, $5) ORDER BY created_at DESC LIMIT 1"
-        ))
-        .bind(entity_type)
-        .bind(entity_id)
-        .bind(EventStatus::Pending)
-        .bind(EventStatus::Processing)
-        .bind(EventStatus::Retrying)
-        .fetch_optional(self.db.reader())
-        .await?)
-    }
-
-    /// One page of history, newest first, and the total number of matches.
-    /// A fixed query whose unset filters are NULL keeps the SQL static (and
-    /// portable: sqlx's query builder cannot number placeholders for `Any`).
-    pub async fn list(&self, q: &EventQuery) -> Result<(Vec<EventRecord>, i64), InboxError> {
-        macro_rules! filters {
-            () => {
-                " FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR event_type = $3) \
-                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5)"
-            };
-        }
-        let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", filters!()))
-            .bind(q.status)
-            .bind(&q.provider)
-            .bind(&q.event_type)
-            .bind(q.start_ms)
-            .bind(q.end_ms)
-            .fetch_one(self.db.reader())
-            .await?;
-        let limit = i64::from(q.limit.max(1));
-        let data = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            filters!(),
-            " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
-        ))
-        .bind(q.status)
-        .bind(&q.provider)
-        .bind(&q.event_type)
-        .bind(q.start_ms)
-        .bind(q.end_ms)
-        .bind(limit)
-        .bind(i64::from(q.page.max(1) - 1) * limit)
-        .fetch_all(self.db.reader())
-        .await?;
-        Ok((data, total))
-    }
-
-    /// Number of events per status: the queue depth metric.
-    /// How many events are not finished: pending, retrying or being
-    /// processed.
-    pub async fn unfinished(&self) -> Result<i64, InboxError> {
-        Ok(self
-            .counts()
-            .await?
-            .iter()
-            .filter(|(s, _)| !s.is_final())
-            .map(|(_, n)| n)
-            .sum())
-    }
-
-    pub async fn counts(&self) -> Result<Vec<(EventStatus, i64)>, InboxError> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
-                .fetch_all(self.db.reader())
-                .await?,
-        )
-    }
 }
 
 #[cfg(test)]
@@ -567,6 +375,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::inbox::history::EventQuery;
 
     async fn inbox(dir: &std::path::Path, max_retries: u32) -> Inbox {
         let db = crate::db::connect(&format!("sqlite://{}", dir.join("t.db").display()))

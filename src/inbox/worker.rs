@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     event::{FailOutcome, HandlerError, Outcome, OutcomeKind},
-    store::{Claimed, EventRecord, Inbox},
+    history::EventRecord,
+    store::{Claimed, Inbox},
 };
 
 /// What a provider module implements to process its events.

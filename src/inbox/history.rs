@@ -1,0 +1,180 @@
+//! The read side of the `webhook_events` table: one event, the history
+//! page behind `GET /api/v1/events`, the queue depth, and what an entity has
+//! waiting. Writes are in [`super::store`].
+
+use serde::{Serialize, Serializer};
+
+use super::{
+    event::{EventStatus, InboxError},
+    store::Inbox,
+};
+
+/// One stored event. Serialised, it is the admin API's view: times as
+/// RFC 3339, the payload left out (see [`EventRecord::view`]).
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct EventRecord {
+    pub id: String,
+    pub provider: String,
+    pub external_id: String,
+    pub event_type: String,
+    pub event_subtype: Option<String>,
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub status: EventStatus,
+    pub retry_count: i64,
+    pub max_retries: i64,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub next_retry_at: Option<i64>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub processing_started_at: Option<i64>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub processed_at: Option<i64>,
+    pub error: Option<String>,
+    pub outcome: Option<String>,
+    #[serde(skip)]
+    pub payload: String,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: i64,
+    #[serde(serialize_with = "rfc3339")]
+    pub updated_at: i64,
+}
+
+fn time_text(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    time_text(*ms).serialize(s)
+}
+
+fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    ms.and_then(time_text).serialize(s)
+}
+
+/// The admin API's view of an event: its fields, and the payload when asked.
+#[derive(Debug, Serialize)]
+pub struct EventView<'a> {
+    #[serde(flatten)]
+    pub event: &'a EventRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+impl EventRecord {
+    pub fn view(&self, with_payload: bool) -> EventView<'_> {
+        EventView {
+            event: self,
+            payload: with_payload.then(|| {
+                serde_json::from_str(&self.payload)
+                    .unwrap_or_else(|_| serde_json::Value::String(self.payload.clone()))
+            }),
+        }
+    }
+}
+
+/// Filters of `GET /api/v1/events`.
+#[derive(Debug, Default, Clone)]
+pub struct EventQuery {
+    pub status: Option<EventStatus>,
+    pub provider: Option<String>,
+    pub event_type: Option<String>,
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+impl Inbox {
+    pub async fn get(&self, id: &str) -> Result<EventRecord, InboxError> {
+        sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM webhook_events WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.reader())
+        .await?
+        .ok_or_else(|| InboxError::NotFound(id.to_string()))
+    }
+
+    /// The newest not-yet-applied event for an entity, if any.
+    pub async fn latest_unprocessed(
+        &self,
+        entity_type: &str,
+        entity_id: &str,
+    ) -> Result<Option<EventRecord>, InboxError> {
+        Ok(sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM webhook_events WHERE entity_type = $1 AND entity_id = $2 \
+             AND status IN ($3, $4, $5) ORDER BY created_at DESC LIMIT 1"
+        ))
+        .bind(entity_type)
+        .bind(entity_id)
+        .bind(EventStatus::Pending)
+        .bind(EventStatus::Processing)
+        .bind(EventStatus::Retrying)
+        .fetch_optional(self.db.reader())
+        .await?)
+    }
+
+    /// One page of history, newest first, and the total number of matches.
+    /// A fixed query whose unset filters are NULL keeps the SQL static (and
+    /// portable: sqlx's query builder cannot number placeholders for `Any`).
+    pub async fn list(&self, q: &EventQuery) -> Result<(Vec<EventRecord>, i64), InboxError> {
+        macro_rules! filters {
+            () => {
+                " FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
+                 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR event_type = $3) \
+                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5)"
+            };
+        }
+        let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", filters!()))
+            .bind(q.status)
+            .bind(&q.provider)
+            .bind(&q.event_type)
+            .bind(q.start_ms)
+            .bind(q.end_ms)
+            .fetch_one(self.db.reader())
+            .await?;
+        let limit = i64::from(q.limit.max(1));
+        let data = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            filters!(),
+            " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+        ))
+        .bind(q.status)
+        .bind(&q.provider)
+        .bind(&q.event_type)
+        .bind(q.start_ms)
+        .bind(q.end_ms)
+        .bind(limit)
+        .bind(i64::from(q.page.max(1) - 1) * limit)
+        .fetch_all(self.db.reader())
+        .await?;
+        Ok((data, total))
+    }
+
+    /// How many events are not finished: pending, retrying or being
+    /// processed.
+    pub async fn unfinished(&self) -> Result<i64, InboxError> {
+        Ok(self
+            .counts()
+            .await?
+            .iter()
+            .filter(|(s, _)| !s.is_final())
+            .map(|(_, n)| n)
+            .sum())
+    }
+
+    /// Number of events per status: the queue depth metric.
+    pub async fn counts(&self) -> Result<Vec<(EventStatus, i64)>, InboxError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM webhook_events GROUP BY status")
+                .fetch_all(self.db.reader())
+                .await?,
+        )
+    }
+}
