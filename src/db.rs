@@ -195,6 +195,40 @@ pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Checks shared by every [`text_vocabulary!`] enum's tests: each word
+/// round-trips through `FromStr`, `Display` and serde, the words are
+/// `words` in that order, `wrong` is refused with `wrong_message`, and both
+/// engines' schemas hold the same `CHECK (status IN (…))` list.
+#[cfg(test)]
+pub(crate) fn check_vocabulary<T>(all: &[T], words: &[&str], wrong: &str, wrong_message: &str)
+where
+    T: Copy
+        + PartialEq
+        + std::fmt::Debug
+        + std::fmt::Display
+        + std::str::FromStr<Err = UnknownValue>
+        + serde::Serialize
+        + serde::de::DeserializeOwned,
+{
+    let shown: Vec<String> = all.iter().map(|s| s.to_string()).collect();
+    assert_eq!(shown, words);
+    for (s, word) in all.iter().zip(words) {
+        assert_eq!(word.parse::<T>().ok(), Some(*s));
+        let json = serde_json::to_value(s).unwrap();
+        assert_eq!(json, serde_json::Value::String((*word).into()));
+        assert_eq!(serde_json::from_value::<T>(json).unwrap(), *s);
+    }
+    assert_eq!(wrong.parse::<T>().unwrap_err().to_string(), wrong_message);
+    let quoted: Vec<_> = words.iter().map(|w| format!("'{w}'")).collect();
+    let check = format!("CHECK (status IN ({}))", quoted.join(", "));
+    for schema in [
+        include_str!("../migrations/sqlite/20261122000001_inbox_and_products.sql"),
+        include_str!("../migrations/postgres/20261122000001_inbox_and_products.sql"),
+    ] {
+        assert!(schema.contains(&check), "{check}");
+    }
+}
+
 /// Opens (creating if needed) the database and applies pending migrations.
 pub async fn connect(url: &str) -> Result<Db, DbError> {
     sqlx::any::install_default_drivers();
