@@ -303,7 +303,8 @@ fn id_field(v: Option<&serde_json::Value>, field: &'static str) -> Result<String
     if s.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
-    if s.len() > 256 {
+    // Characters, as documented: a Cyrillic id takes two bytes a letter.
+    if s.chars().count() > 256 {
         return Err(invalid(field, "is longer than 256 characters"));
     }
     Ok(s)
@@ -385,6 +386,19 @@ mod tests {
 
     fn parse(v: serde_json::Value) -> Result<ProductEvent, ValidationError> {
         validate(serde_json::from_value(v).unwrap())
+    }
+
+    #[test]
+    fn the_id_limit_counts_characters_not_bytes() {
+        let with_id = |id: String| {
+            let mut v = good();
+            v["data"]["product_id"] = json!(id);
+            parse(v)
+        };
+        // 256 Cyrillic letters are 512 bytes: allowed.
+        assert!(with_id("ж".repeat(256)).is_ok());
+        let err = with_id("ж".repeat(257)).unwrap_err().to_string();
+        assert!(err.contains("longer than 256 characters"), "{err}");
     }
 
     #[test]
