@@ -3,7 +3,8 @@
 #
 #   1. scripts/fetch-assets.sh                  model, ONNX Runtime library and photos the tests use
 #   2. cargo fmt --all -- --check               formatting
-#   3. cargo clippy --all-targets -- -D warnings  lints, warnings are errors
+#   3. cargo clippy --all-targets -- -D warnings  lints, warnings are errors,
+#      and scripts/check-module-cycles.py       no import cycles between modules
 #   4. scripts/dev-services.sh up               throwaway PostgreSQL + S3 (moto) on loopback,
 #                                               and Qdrant when QDRANT_BIN/QDRANT_URL is set
 #   5. cargo test --all-targets                 unit, integration (SQLite, S3) and bench-smoke tests
@@ -35,6 +36,7 @@ done_section "format"
 
 section "lint: cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+scripts/check-module-cycles.py
 done_section "lint"
 
 section "services: scripts/dev-services.sh up"

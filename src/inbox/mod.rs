@@ -2,9 +2,10 @@
 //! are acknowledged, then processed by workers with leases and retries.
 //!
 //! Owns the shared vocabulary ([`event`]), the `webhook_events` table
-//! ([`store`] for writes, [`history`] for reads), group commit of incoming events ([`intake`]), the retry schedule
-//! ([`retry`]) and the worker loop that dispatches events to provider
-//! handlers ([`worker`]). It knows nothing about products or images: a
+//! ([`record`]: a row; [`store`]: writes; [`history`]: reads), group commit
+//! of incoming events ([`intake`]), the retry schedule ([`retry`]),
+//! retention ([`retention`]) and the worker loop that dispatches events to
+//! provider handlers ([`worker`]). It knows nothing about products or images: a
 //! provider module plugs in through [`worker::EventHandler`].
 
 /// The columns of [`EventRecord`], as a macro so queries stay `&'static str`
@@ -21,6 +22,7 @@ macro_rules! columns {
 pub mod event;
 pub mod history;
 pub mod intake;
+pub mod record;
 pub mod retention;
 pub mod retry;
 pub mod store;
@@ -30,7 +32,8 @@ pub use event::{
     ErrorKind, EventStatus, FailOutcome, HandlerError, InboxError, Inserted, NewEvent, Outcome,
     OutcomeKind,
 };
-pub use history::{EventQuery, EventRecord, EventView};
+pub use history::EventQuery;
+pub use record::{EventRecord, EventView};
 pub use retry::RetryPolicy;
 pub use store::{Claimed, Inbox};
 pub use worker::{EventHandler, WorkerConfig};

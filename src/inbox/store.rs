@@ -10,8 +10,8 @@ use super::{
     event::{
         ErrorKind, EventStatus, FailOutcome, HandlerError, InboxError, Inserted, NewEvent, Outcome,
     },
-    history::EventRecord,
     intake::GroupCommit,
+    record::EventRecord,
     retry::RetryPolicy,
 };
 use crate::db::{Backend, Db, now_ms};

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{
     event::{FailOutcome, HandlerError, Outcome, OutcomeKind},
-    history::EventRecord,
+    record::EventRecord,
     store::{Claimed, Inbox},
 };
 
