@@ -32,7 +32,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::{
-    event::{EventKind, ImageRef, ProductEvent, parse_event},
+    event::{EventKind, ProductEvent, parse_event},
     outcome::SyncOutcome,
     store::{ProductRow, ProductStatus, ProductStore, ProductWrite},
 };
@@ -139,13 +139,6 @@ impl From<sqlx::Error> for HandlerError {
 fn parse(record: &EventRecord) -> Result<ProductEvent, HandlerError> {
     parse_event(record.payload.as_bytes())
         .map_err(|e| HandlerError::permanent(format!("stored payload: {e}")))
-}
-
-fn image_text(image: &ImageRef) -> String {
-    match image {
-        ImageRef::Key(k) => k.clone(),
-        ImageRef::Url(u) => u.clone(),
-    }
 }
 
 /// The payload the index shows: event fields, falling back to stored ones.
@@ -281,7 +274,7 @@ impl CatalogSync {
         if unchanged && self.index.set_payload(payload.clone()).await? {
             self.products
                 .write(ProductWrite {
-                    image_ref: Some(image_text(&image)),
+                    image_ref: Some(image.as_str().to_string()),
                     ..write(ProductStatus::Indexed, None)
                 })
                 .await?;
@@ -295,7 +288,7 @@ impl CatalogSync {
         self.index.upsert(vec![Point { vector, payload }]).await?;
         self.products
             .write(ProductWrite {
-                image_ref: Some(image_text(&image)),
+                image_ref: Some(image.as_str().to_string()),
                 image_sha256: Some(sha),
                 model_version: Some(version),
                 embedded: true,
@@ -321,7 +314,7 @@ impl EventHandler for CatalogSync {
             .products
             .write_failure(
                 &ev.data,
-                ev.data.image().as_ref().map(image_text),
+                ev.data.image().map(|i| i.as_str().to_string()),
                 error,
                 ev.timestamp.timestamp_millis(),
             )

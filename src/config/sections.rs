@@ -263,14 +263,9 @@ impl EmbedSettings {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexSettings {
-    /// Threads that run index scans. 0 means one per CPU core.
+    /// Threads that run index scans. 0 means one per CPU core (resolved by
+    /// the index itself).
     pub search_threads: usize,
-}
-
-impl IndexSettings {
-    pub fn search_threads(&self) -> usize {
-        resolve_threads(self.search_threads)
-    }
 }
 
 fn resolve_threads(n: usize) -> usize {
