@@ -187,6 +187,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     ("embed.threads", "VITRINE_EMBED_THREADS", None),
     ("embed.batch", "VITRINE_EMBED_BATCH", None),
     ("embed.max_pixels", "VITRINE_MAX_PIXELS", None),
+    (
+        "embed.decode_budget_bytes",
+        "VITRINE_DECODE_BUDGET_BYTES",
+        None,
+    ),
     ("index.search_threads", "VITRINE_INDEX_SEARCH_THREADS", None),
     ("worker.concurrency", "VITRINE_WORKER_CONCURRENCY", None),
     ("worker.lease_secs", "VITRINE_LEASE_SECS", None),
