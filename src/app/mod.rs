@@ -11,7 +11,10 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_inbox_tracked, open_index};
+pub use storage::{
+    OpenedIndex, index_dir, index_root, open_build_index, open_inbox, open_inbox_tracked,
+    open_index,
+};
 
 use crate::{
     catalog::Catalog,
