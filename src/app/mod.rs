@@ -261,6 +261,12 @@ impl DueProcessor {
     pub async fn unfinished(&self) -> anyhow::Result<i64> {
         Ok(self.inbox.unfinished().await?)
     }
+
+    /// The app's inbox, as providers see it (tests store events of other
+    /// providers through it).
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: what `vitrine serve` hands to

@@ -352,6 +352,7 @@ mod tests {
                 event_subtype: None,
                 entity_type: None,
                 entity_id: None,
+                org: None,
                 payload: "{}".into(),
             })
             .await

@@ -8,6 +8,7 @@ mod event_audit;
 mod failures;
 mod fetch;
 mod helpers;
+mod inbox_ops;
 mod ordering;
 mod pipeline;
 mod reindex;
