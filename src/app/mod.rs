@@ -16,6 +16,7 @@ pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_inbox_tra
 use crate::{
     catalog::Catalog,
     config::Settings,
+    crm::Crm,
     embed::{EmbedService, Embedder, ImageFetcher},
     http::{
         AppState,
@@ -35,6 +36,9 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
     let mut list: Vec<Box<dyn Provider>> = Vec::new();
     if core.settings.bakai.enabled {
         list.push(Box::new(Catalog::new(core)));
+    }
+    if core.settings.crm.enabled {
+        list.push(Box::new(Crm::new(core)));
     }
     list
 }
