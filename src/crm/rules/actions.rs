@@ -129,7 +129,9 @@ impl ActionRunner {
         };
         let url = self
             .telegram_base
-            .join(&format!("bot{}/sendMessage", token.expose()))
+            // `./`: a token has a `:` (`123:ABC`), which would otherwise make
+            // `bot123:` read as a URL scheme.
+            .join(&format!("./bot{}/sendMessage", token.expose()))
             .map_err(|_| ActionError::permanent("telegram: bad API base URL"))?;
         let resp = self
             .http
