@@ -521,3 +521,43 @@ actions = [
     assert_eq!(code, 422, "{body}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_required_signature_and_the_body_limit_are_checked_before_storing() {
+    let app = spawn_app_with(|s| {
+        s.crm.kommo_webhook_secret = Some(Secret::new(KOMMO_SECRET));
+        s.crm.kommo_signature_secret = Some(Secret::new("proxy-key"));
+        s.server.max_body_bytes = 4096;
+    })
+    .await;
+    let body = fixture("amocrm-legacy-add-lead.form");
+    let post = |sig: Option<String>, body: Vec<u8>| {
+        let mut req = app
+            .client
+            .post(format!("{}/api/v1/webhooks/kommo/{KOMMO_SECRET}", app.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(s) = sig {
+            req = req.header("X-Signature", s);
+        }
+        req.send()
+    };
+    let unsigned = post(None, body.clone()).await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    let wrong = post(Some(signature::sign("other-key", &body)), body.clone())
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let big = vec![b'a'; 5000];
+    let too_big = post(Some(signature::sign("proxy-key", &big)), big)
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+    assert!(kommo_events(&app).await.is_empty());
+    let signed = post(Some(signature::sign("proxy-key", &body)), body.clone())
+        .await
+        .unwrap();
+    assert_eq!(signed.status(), 200);
+    assert_eq!(kommo_events(&app).await.len(), 1);
+    app.stop().await;
+}

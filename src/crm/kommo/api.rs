@@ -209,3 +209,37 @@ impl KommoApi {
         Ok(true)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        reqwest::Client::new()
+    }
+
+    /// Burst 1 at 7/s: a call right after another must wait its turn.
+    #[test]
+    fn the_limiter_spaces_calls() {
+        let api = KommoApi::new(client(), None, None, 7);
+        assert!(api.limiter.check().is_ok());
+        assert!(api.limiter.check().is_err());
+    }
+
+    #[tokio::test]
+    async fn unconfigured_calls_fail_without_a_request() {
+        let api = KommoApi::new(client(), None, None, 7);
+        let e = api.add_note("lead", "1", "x").await.unwrap_err();
+        assert!(matches!(e, KommoApiError::NotConfigured) && !e.is_transient());
+        let base = Some("http://127.0.0.1:1/".parse().unwrap());
+        let api = KommoApi::new(client(), base, Some(Secret::new("t")), 7);
+        let e = api.add_tag("task", "1", "x").await.unwrap_err();
+        assert!(
+            e.to_string().contains("leads, contacts and companies"),
+            "{e}"
+        );
+        let e = api.add_tag("lead", "1; DROP", "x").await.unwrap_err();
+        assert!(e.to_string().contains("not numeric"), "{e}");
+    }
+}
