@@ -207,6 +207,11 @@ async fn a_wrong_secret_is_401_and_stores_nothing() {
         assert!(!resp.to_string().contains(KOMMO_SECRET));
     }
     assert!(kommo_events(&app).await.is_empty());
+    // The CRM admin API is behind the admin token.
+    let (code, _) = app.get_json("/api/v1/crm/rules").await;
+    assert_eq!(code, 401);
+    let (code, _) = app.get_json("/api/v1/crm/organisations").await;
+    assert_eq!(code, 401);
     // The right one is taken.
     let (code, resp) = deliver(&app, KOMMO_SECRET, &body).await;
     assert_eq!(code, 200, "{resp}");
@@ -519,6 +524,31 @@ actions = [
     )
     .await;
     assert_eq!(code, 422, "{body}");
+    // Read, replace (disable), name clash, delete.
+    let id = list["data"][0]["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/crm/rules/{id}");
+    let (code, got) = app.admin_get_json(&path).await;
+    assert_eq!(
+        (code, got["data"]["name"].clone()),
+        (200, json!("note and tag won leads"))
+    );
+    let mut spec = got["data"].clone();
+    for k in ["id", "created_at", "updated_at"] {
+        spec.as_object_mut().unwrap().remove(k);
+    }
+    spec["enabled"] = json!(false);
+    let (code, put) = admin_send(&app, Method::PUT, &path, Some(spec.clone())).await;
+    assert_eq!(
+        (code, put["data"]["enabled"].clone()),
+        (200, json!(false)),
+        "{put}"
+    );
+    let (code, _) = admin_send(&app, Method::POST, "/api/v1/crm/rules", Some(spec)).await;
+    assert_eq!(code, 409);
+    let (code, _) = admin_send(&app, Method::DELETE, &path, None).await;
+    assert_eq!(code, 204);
+    let (code, _) = app.admin_get_json(&path).await;
+    assert_eq!(code, 404);
     app.stop().await;
 }
 
