@@ -5,7 +5,7 @@
 -- `account_id` is set, the delivery's `account[…]` must match it.
 CREATE TABLE crm_organisations (
     name           TEXT    PRIMARY KEY,
-    webhook_secret TEXT    NOT NULL UNIQUE,
+    secret_sha256  TEXT    NOT NULL UNIQUE,        -- hex SHA-256 of the URL secret, never the secret
     subdomain      TEXT,
     account_id     TEXT,
     created_at     BIGINT  NOT NULL

@@ -5,7 +5,8 @@
 //! in the URL is the only proof of origin: it is compared in constant time
 //! against every candidate (digests, so lengths do not show either), and
 //! every candidate is compared, so the time taken does not say which one
-//! matched or how far a guess got.
+//! matched or how far a guess got. The database keeps only each secret's
+//! SHA-256, so a copy of it does not hand out the webhook URLs.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -46,7 +47,7 @@ impl Organisation {
 #[serde(deny_unknown_fields)]
 pub struct NewOrganisation {
     pub name: String,
-    pub webhook_secret: String,
+    pub webhook_secret: Secret,
     pub subdomain: Option<String>,
     pub account_id: Option<String>,
 }
@@ -60,7 +61,7 @@ pub struct Organisations {
 #[derive(sqlx::FromRow)]
 struct Row {
     name: String,
-    webhook_secret: String,
+    secret_sha256: String,
     subdomain: Option<String>,
     account_id: Option<String>,
 }
@@ -84,7 +85,7 @@ impl Organisations {
     /// The organisation whose secret `given` is, if any.
     pub async fn resolve(&self, given: &str) -> Result<Option<Organisation>, sqlx::Error> {
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT name, webhook_secret, subdomain, account_id FROM crm_organisations",
+            "SELECT name, secret_sha256, subdomain, account_id FROM crm_organisations",
         )
         .fetch_all(self.db.reader())
         .await?;
@@ -100,7 +101,8 @@ impl Organisations {
             });
         }
         for r in rows {
-            let hit = bool::from(digest(&r.webhook_secret).ct_eq(&given));
+            let stored = hex::decode(&r.secret_sha256).unwrap_or_default();
+            let hit = stored.len() == 32 && bool::from(stored.as_slice().ct_eq(&given));
             if hit && found.is_none() {
                 found = Some(Organisation {
                     name: r.name,
@@ -121,11 +123,11 @@ impl Organisations {
     /// Adds one; `false` when the name or the secret is taken.
     pub async fn add(&self, o: &NewOrganisation) -> Result<bool, sqlx::Error> {
         let r = sqlx::query(
-            "INSERT INTO crm_organisations (name, webhook_secret, subdomain, account_id, created_at) \
+            "INSERT INTO crm_organisations (name, secret_sha256, subdomain, account_id, created_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         )
         .bind(&o.name)
-        .bind(&o.webhook_secret)
+        .bind(hex::encode(digest(o.webhook_secret.expose())))
         .bind(&o.subdomain)
         .bind(&o.account_id)
         .bind(now_ms())

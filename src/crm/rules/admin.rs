@@ -244,7 +244,7 @@ async fn add_org(
             "an organisation needs a name other than `default`".into(),
         ));
     }
-    if o.webhook_secret.len() < 16 {
+    if o.webhook_secret.expose().len() < 16 {
         return Err(ApiError::Unprocessable(
             "webhook_secret must be at least 16 characters".into(),
         ));
