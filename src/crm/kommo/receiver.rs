@@ -40,7 +40,7 @@ pub struct ReceiverState {
 }
 
 fn count(outcome: &'static str) {
-    metrics::counter!("vitrine_kommo_webhooks_total", "outcome" => outcome).increment(1);
+    metrics::counter!("visual_search_kommo_webhooks_total", "outcome" => outcome).increment(1);
 }
 
 pub async fn receive(

@@ -13,7 +13,7 @@
 //!
 //! Every run is recorded (`fired`, `failed` with the error, or `skipped`
 //! when the conditions do not hold), and counted in
-//! `vitrine_crm_rule_runs_total{rule, outcome}`. A failed action fails the
+//! `visual_search_crm_rule_runs_total{rule, outcome}`. A failed action fails the
 //! try: transient errors retry on the inbox's schedule, permanent ones fail
 //! the event with the reason.
 
@@ -54,7 +54,7 @@ fn db_error(e: sqlx::Error) -> HandlerError {
 
 fn count(rule: &Rule, outcome: RunOutcome) {
     metrics::counter!(
-        "vitrine_crm_rule_runs_total",
+        "visual_search_crm_rule_runs_total",
         "rule" => rule.spec.name.clone(),
         "outcome" => outcome.as_str()
     )
