@@ -70,6 +70,7 @@ pub mod app;
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod crm;
 pub mod db;
 pub mod embed;
 pub(crate) mod error;

@@ -19,6 +19,7 @@ pub use storage::{
 use crate::{
     catalog::Catalog,
     config::Settings,
+    crm::Crm,
     embed::{EmbedService, Embedder, ImageFetcher},
     http::{
         AppState,
@@ -38,6 +39,9 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
     let mut list: Vec<Box<dyn Provider>> = Vec::new();
     if core.settings.bakai.enabled {
         list.push(Box::new(Catalog::new(core)));
+    }
+    if core.settings.crm.enabled {
+        list.push(Box::new(Crm::new(core)));
     }
     list
 }

@@ -15,6 +15,7 @@
 //! This module depends on nothing else in the crate: each capability builds
 //! its client from its own section.
 
+mod crm;
 mod secret;
 mod sections;
 mod values;
@@ -28,6 +29,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crm::CrmSettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
     BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
@@ -55,6 +57,7 @@ pub struct Settings {
     pub inbox: InboxSettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
+    pub crm: CrmSettings,
 }
 
 impl Default for Settings {
@@ -72,6 +75,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
             bakai: BakaiSettings::default(),
+            crm: CrmSettings::default(),
         }
     }
 }
@@ -217,6 +221,43 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "inbox.purge_interval_secs",
         "VITRINE_INBOX_PURGE_INTERVAL_SECS",
+        None,
+    ),
+    ("crm.enabled", "VITRINE_CRM_ENABLED", None),
+    (
+        "crm.kommo_webhook_secret",
+        "VITRINE_KOMMO_WEBHOOK_SECRET",
+        Some("KOMMO_WEBHOOK_SECRET"),
+    ),
+    (
+        "crm.kommo_signature_secret",
+        "VITRINE_KOMMO_SIGNATURE_SECRET",
+        None,
+    ),
+    (
+        "crm.kommo_api_base_url",
+        "VITRINE_KOMMO_API_BASE_URL",
+        Some("KOMMO_API_BASE_URL"),
+    ),
+    (
+        "crm.kommo_api_token",
+        "VITRINE_KOMMO_API_TOKEN",
+        Some("KOMMO_API_TOKEN"),
+    ),
+    ("crm.kommo_rate_per_sec", "VITRINE_KOMMO_RATE_PER_SEC", None),
+    (
+        "crm.telegram_api_base_url",
+        "VITRINE_TELEGRAM_API_BASE_URL",
+        Some("TELEGRAM_API_BASE_URL"),
+    ),
+    (
+        "crm.telegram_bot_token",
+        "VITRINE_CRM_TELEGRAM_BOT_TOKEN",
+        None,
+    ),
+    (
+        "crm.action_timeout_ms",
+        "VITRINE_CRM_ACTION_TIMEOUT_MS",
         None,
     ),
 ];
@@ -463,10 +504,13 @@ mod tests {
             for (key, name, _) in ENV {
                 let value = match *key {
                     "log_format" => "json",
-                    "bakai.enabled" => "true",
-                    "fetch.image_base_url" | "qdrant.url" | "s3.endpoint" | "qdrant.rest_url" => {
-                        "http://127.0.0.1:1/"
-                    }
+                    "bakai.enabled" | "crm.enabled" => "true",
+                    "fetch.image_base_url"
+                    | "qdrant.url"
+                    | "s3.endpoint"
+                    | "qdrant.rest_url"
+                    | "crm.kommo_api_base_url"
+                    | "crm.telegram_api_base_url" => "http://127.0.0.1:1/",
                     "worker.retry_schedule" => "1s",
                     k if k.ends_with("secs") || k.ends_with("_ms") || k.ends_with("bytes") => "7",
                     k if k.ends_with("threads")

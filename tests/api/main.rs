@@ -3,6 +3,7 @@
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
 mod cli;
+mod crm;
 mod edges;
 mod event_audit;
 mod failures;
