@@ -233,6 +233,11 @@ async fn server(base: &str, handler_timeout_secs: &str) -> Server {
             ("VITRINE_FETCH_TIMEOUT_MS", "3000"),
             ("VITRINE_HANDLER_TIMEOUT_SECS", handler_timeout_secs),
             ("VITRINE_MAX_RETRIES", "0"),
+            // 128 MiB, below each bomb's decoded size: with the decode
+            // budget (main's bbdaafe, `embed.decode_budget_bytes`) a bomb
+            // then fails with a reason instead of being decoded within a
+            // 512 MiB default. Ignored by builds without that setting.
+            ("VITRINE_DECODE_BUDGET_BYTES", "134217728"),
         ],
     )
     .await;
@@ -295,6 +300,11 @@ async fn run_cases(
     cases: &[(&str, &str, &str)],
     handler_timeout_secs: &str,
 ) {
+    if std::env::var("VITRINE_TEST_DB").as_deref() == Ok("postgres") {
+        // The server here is SQLite either way: the SQLite pass runs it.
+        eprintln!("SKIPPED: hostile images run in the SQLite pass only");
+        return;
+    }
     let (_, jpeg) = photos().into_iter().find(|(n, _)| n == "rocket").unwrap();
     let mut files = files;
     files.push(("good.jpg", jpeg.clone()));
@@ -426,8 +436,9 @@ async fn hostile_image_servers_fail_their_events() {
 /// RGBA16) or 144 MB (GIF screen, WebP): today they decode, are indexed,
 /// and three at once took the server from 122 to 537 MiB peak RSS.
 #[tokio::test]
-#[ignore = "decode memory is not bounded yet (issue 9 item 11, the lead's preprocess.rs work): \
-            these bombs are indexed and the peak RSS exceeds the bound; run with --ignored"]
+#[ignore = "decode memory is not bounded on this branch (issue 9 item 11; main's bbdaafe adds \
+            the decode budget): these bombs are indexed and the peak RSS exceeds the bound; \
+            un-ignore once merged; run with --ignored"]
 async fn decompression_bombs_fail_their_events_within_the_memory_bound() {
     run_cases(
         vec![
