@@ -274,6 +274,49 @@ class Ingest:
                 self.todo.put(body)
 
 
+def postgres_outage(args, instances, ingest):
+    """Stops the PostgreSQL server of scripts/dev-services.sh (fast shutdown:
+    connections cut) for `args.outage_postgres` seconds in the middle of the
+    ingest, watching each instance's health meanwhile, then starts it again
+    with `scripts/dev-services.sh up`."""
+    state = os.environ.get("VITRINE_SERVICES_DIR")
+    if not state:
+        raise SystemExit("--outage-postgres needs VITRINE_SERVICES_DIR (scripts/dev-services.sh)")
+    bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
+    pg_ctl = f"/usr/lib/postgresql/{bins[-1]}/bin/pg_ctl"
+    as_pg = [] if os.getuid() != 0 else ["runuser", "-u", "postgres", "--"]
+    with ingest.lock:
+        acked = len(ingest.acked)
+    subprocess.run(as_pg + [pg_ctl, "-D", os.path.join(state, "pg/data"), "-m", "fast", "-w", "stop"],
+                   check=True, stdout=subprocess.DEVNULL)
+    seen = {}
+    end = time.monotonic() + args.outage_postgres
+    while time.monotonic() < end:
+        for inst in instances:
+            try:
+                status, body = request(inst.port, "GET", "/api/v1/health", timeout=5)
+                key = f"{status} {body.get('status') if isinstance(body, dict) else body}"
+            except OSError as e:
+                key = f"no answer ({type(e).__name__})"
+            seen[key] = seen.get(key, 0) + 1
+        time.sleep(0.5)
+    subprocess.run([os.path.join(args.root, "scripts/dev-services.sh"), "up"], check=True,
+                   stdout=subprocess.DEVNULL)
+    healthy_after = None
+    t = time.monotonic()
+    while time.monotonic() - t < 60:
+        try:
+            if all(request(i.port, "GET", "/api/v1/health", timeout=5)[0] == 200 for i in instances):
+                healthy_after = round(time.monotonic() - t, 1)
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return {"seconds": args.outage_postgres, "acked_before": acked,
+            "health_while_down": seen, "healthy_after_s": healthy_after,
+            "healthy_after": healthy_after is not None}
+
+
 def inbox_counts(port):
     out = {}
     for st in ("pending", "processing", "retrying", "completed", "failed"):
@@ -300,6 +343,8 @@ def main():
     ap.add_argument("--qdrant-url", default=os.environ.get("QDRANT_URL", ""))
     ap.add_argument("--qdrant-alias", default="")
     ap.add_argument("--drain-timeout", type=float, default=900)
+    ap.add_argument("--outage-postgres", type=float, default=0,
+                    help="stop the dev-services PostgreSQL this many seconds mid-ingest")
     ap.add_argument("--stall-timeout", type=float, default=60,
                     help="seconds without a completed event before the run counts as stuck")
     args = ap.parse_args()
@@ -321,6 +366,7 @@ def main():
         instances.append(Instance(f"{args.label}-{i}", args, data, args.database_url))
     failures = []
     kill_log = []
+    outage = None
     try:
         for inst in instances:
             inst.start()
@@ -346,6 +392,9 @@ def main():
             kill_log.append({"at_s": round(time.monotonic() - t0, 2), "instance": victim.name,
                              "acked_before": acked, "down_s": round(down, 2),
                              "restart_s": round(time.monotonic() - t, 2)})
+        if args.outage_postgres:
+            time.sleep(max(0.0, t0 + 0.3 * span - time.monotonic()))
+            outage = postgres_outage(args, instances, ingest)
         for t in senders:
             t.join()
         ingest_s = time.monotonic() - t0
@@ -428,6 +477,11 @@ def main():
                     failures.append(f"indexed {pid} missing from the index: {found}")
             elif shared and any(s != 404 for s in found):
                 failures.append(f"deleted {pid} still in the index: {found}")
+        for inst in instances:
+            if not inst.alive():
+                failures.append(f"{inst.name} exited ({inst.proc.returncode}) without being killed")
+        if outage and not outage["healthy_after"]:
+            failures.append(f"health did not come back after the outage: {outage}")
         points = None
         if shared:
             status, text = request(port, "GET", "/api/v1/metrics")
@@ -448,7 +502,8 @@ def main():
             "ingest_s": round(ingest_s, 1), "drained_s": round(drain_s, 1),
             "total_s": round(time.monotonic() - started, 1),
             "peak_rss_mib": [round((i.vmhwm_kib() or 0) / 1024) for i in instances],
-            "seed": args.seed, "kill_log": kill_log,
+            "seed": args.seed, "kill_log": kill_log, "postgres_outage": outage,
+            "crashed": [i.name for i in instances if not i.alive()],
             "violations": len(failures), "first_violations": failures[:10],
         }
     finally:

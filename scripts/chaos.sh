@@ -10,6 +10,9 @@
 #   scripts/chaos.sh --quick         CI size: 200 events, 3 kills, same modes
 #   scripts/chaos.sh --db sqlite     only one mode (sqlite | postgres)
 #   scripts/chaos.sh --seed 42       replay a run's random choices
+#   scripts/chaos.sh --db postgres --kills 0 --outage-postgres 60
+#                                    stop scripts/dev-services.sh's PostgreSQL for 60 s
+#                                    mid-ingest instead (needs VITRINE_SERVICES_DIR)
 #
 # Needs the assets (scripts/fetch-assets.sh) and a built binary:
 # VITRINE_BIN, else target/debug/vitrine (built here if missing). The
@@ -23,7 +26,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-EVENTS=1000 KILLS=5 RATE=40 MODES="sqlite postgres" SEED="${CHAOS_SEED:-$RANDOM$RANDOM}"
+EVENTS=1000 KILLS=5 RATE=40 MODES="sqlite postgres" SEED="${CHAOS_SEED:-$RANDOM$RANDOM}" OUTAGE=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) EVENTS=200 KILLS=3 RATE=40 ;;
@@ -31,6 +34,7 @@ while [[ $# -gt 0 ]]; do
     --events) EVENTS="$2"; shift ;;
     --kills) KILLS="$2"; shift ;;
     --seed) SEED="$2"; shift ;;
+    --outage-postgres) OUTAGE=(--outage-postgres "$2"); shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -53,7 +57,7 @@ for mode in $MODES; do
         echo "SKIPPED: chaos on PostgreSQL (set VITRINE_TEST_POSTGRES_URL; scripts/dev-services.sh up)"
         continue
       fi
-      extra=(--instances 2 --pg-admin-url "$VITRINE_TEST_POSTGRES_URL") ;;
+      extra=(--instances 2 --pg-admin-url "$VITRINE_TEST_POSTGRES_URL" "${OUTAGE[@]}") ;;
     *) echo "unknown mode $mode" >&2; exit 2 ;;
   esac
   mkdir -p "$WORK/$mode"
@@ -61,7 +65,8 @@ for mode in $MODES; do
   if ! python3 scripts/chaos.py --bin "$BIN" --root "$ROOT" --work "$WORK/$mode" --label "$mode" \
       --events "$EVENTS" --kills "$KILLS" --rate "$RATE" --seed "$SEED" "${extra[@]}"; then
     status=1
-    echo "FAILED: chaos ($mode); server logs in $WORK/$mode" >&2
+    echo "FAILED: chaos ($mode); server logs in $WORK/$mode; their last lines:" >&2
+    tail -n 30 "$WORK/$mode"/*.log >&2 || true
   fi
 done
 if [[ $status -eq 0 ]]; then rm -rf "$WORK"; fi
