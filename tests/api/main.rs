@@ -2,6 +2,7 @@
 //! spawns the real application on random ports. Needs the assets from
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
+mod auth_walk;
 mod cli;
 mod crm;
 mod edges;
@@ -9,10 +10,12 @@ mod event_audit;
 mod failures;
 mod fetch;
 mod helpers;
+mod hostile_images;
 mod inbox_ops;
 mod ordering;
 mod pipeline;
 mod reindex;
+mod reliability;
 mod restart;
 mod s3;
 mod scale;
