@@ -14,4 +14,5 @@ mod reindex;
 mod restart;
 mod s3;
 mod scale;
+mod search;
 mod webhooks;
