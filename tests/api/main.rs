@@ -19,4 +19,5 @@ mod reliability;
 mod restart;
 mod s3;
 mod scale;
+mod search;
 mod webhooks;
