@@ -2,6 +2,7 @@
 //! spawns the real application on random ports. Needs the assets from
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
+mod channels;
 mod cli;
 mod edges;
 mod event_audit;
