@@ -68,6 +68,7 @@
 
 pub mod app;
 pub mod catalog;
+pub mod channels;
 pub mod commands;
 pub mod config;
 pub mod crm;

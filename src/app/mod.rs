@@ -43,6 +43,12 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
     if core.settings.crm.enabled {
         list.push(Box::new(Crm::new(core)));
     }
+    if core.settings.telegram.enabled {
+        list.push(Box::new(crate::channels::telegram::Telegram::new(core)));
+    }
+    if core.settings.whatsapp.enabled {
+        list.push(Box::new(crate::channels::whatsapp::Whatsapp::new(core)));
+    }
     list
 }
 

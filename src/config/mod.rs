@@ -16,6 +16,7 @@
 //! its client from its own section.
 
 mod crm;
+mod channels;
 mod secret;
 mod sections;
 mod values;
@@ -30,6 +31,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 pub use crm::CrmSettings;
+pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
 pub use secret::{Secret, redact_url};
 pub use sections::{
     BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
@@ -58,6 +60,9 @@ pub struct Settings {
     /// Providers: one section each.
     pub bakai: BakaiSettings,
     pub crm: CrmSettings,
+    pub channels: ChannelsSettings,
+    pub telegram: TelegramSettings,
+    pub whatsapp: WhatsappSettings,
 }
 
 impl Default for Settings {
@@ -76,6 +81,9 @@ impl Default for Settings {
             inbox: InboxSettings::default(),
             bakai: BakaiSettings::default(),
             crm: CrmSettings::default(),
+            channels: ChannelsSettings::default(),
+            telegram: TelegramSettings::default(),
+            whatsapp: WhatsappSettings::default(),
         }
     }
 }
@@ -259,6 +267,50 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "crm.action_timeout_ms",
         "VITRINE_CRM_ACTION_TIMEOUT_MS",
         None,
+    ),
+    ("channels.results", "VITRINE_CHANNEL_RESULTS", None),
+    ("channels.product_url", "VITRINE_PRODUCT_URL", None),
+    ("telegram.enabled", "VITRINE_TELEGRAM_ENABLED", None),
+    (
+        "telegram.bot_token",
+        "VITRINE_TELEGRAM_BOT_TOKEN",
+        Some("TELEGRAM_BOT_TOKEN"),
+    ),
+    (
+        "telegram.webhook_secret",
+        "VITRINE_TELEGRAM_WEBHOOK_SECRET",
+        Some("TELEGRAM_WEBHOOK_SECRET"),
+    ),
+    (
+        "telegram.api_base_url",
+        "VITRINE_TELEGRAM_API_BASE_URL",
+        Some("TELEGRAM_API_BASE_URL"),
+    ),
+    ("whatsapp.enabled", "VITRINE_WHATSAPP_ENABLED", None),
+    (
+        "whatsapp.app_secret",
+        "VITRINE_WHATSAPP_APP_SECRET",
+        Some("WHATSAPP_APP_SECRET"),
+    ),
+    (
+        "whatsapp.verify_token",
+        "VITRINE_WHATSAPP_VERIFY_TOKEN",
+        Some("WHATSAPP_VERIFY_TOKEN"),
+    ),
+    (
+        "whatsapp.access_token",
+        "VITRINE_WHATSAPP_ACCESS_TOKEN",
+        Some("WHATSAPP_ACCESS_TOKEN"),
+    ),
+    (
+        "whatsapp.phone_number_id",
+        "VITRINE_WHATSAPP_PHONE_NUMBER_ID",
+        Some("WHATSAPP_PHONE_NUMBER_ID"),
+    ),
+    (
+        "whatsapp.graph_base_url",
+        "VITRINE_WHATSAPP_GRAPH_BASE_URL",
+        Some("WHATSAPP_GRAPH_BASE_URL"),
     ),
 ];
 
@@ -504,13 +556,11 @@ mod tests {
             for (key, name, _) in ENV {
                 let value = match *key {
                     "log_format" => "json",
-                    "bakai.enabled" | "crm.enabled" => "true",
-                    "fetch.image_base_url"
-                    | "qdrant.url"
-                    | "s3.endpoint"
-                    | "qdrant.rest_url"
-                    | "crm.kommo_api_base_url"
-                    | "crm.telegram_api_base_url" => "http://127.0.0.1:1/",
+                    k if k.ends_with("enabled") => "true",
+                    k if k.ends_with("base_url") => "http://127.0.0.1:1/",
+                    "fetch.image_base_url" | "qdrant.url" | "s3.endpoint" | "qdrant.rest_url" => {
+                        "http://127.0.0.1:1/"
+                    }
                     "worker.retry_schedule" => "1s",
                     k if k.ends_with("secs") || k.ends_with("_ms") || k.ends_with("bytes") => "7",
                     k if k.ends_with("threads")
@@ -524,7 +574,8 @@ mod tests {
                         || k.ends_with("retention_days")
                         || k.ends_with("retries")
                         || k.ends_with("shards")
-                        || k.ends_with("replication") =>
+                        || k.ends_with("replication")
+                        || k.ends_with("results") =>
                     {
                         "2"
                     }

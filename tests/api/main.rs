@@ -3,6 +3,7 @@
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
 mod auth_walk;
+mod channels;
 mod cli;
 mod crm;
 mod edges;

@@ -1,0 +1,98 @@
+//! `POST /api/v1/webhooks/telegram[/{bot}]`: verify, store, acknowledge.
+//!
+//! Two styles of verification, both constant-time: the secret that
+//! `setWebhook` registered, in `X-Telegram-Bot-Api-Secret-Token` (the
+//! default route, or `/{bot_id}`), or the bot's token itself as the path
+//! segment (the style the seed deployments used). Anything else is 401.
+//! Then 413 for an oversized body and 400 for one that is not an update
+//! (a JSON object with an integer `update_id`). Unknown update kinds are
+//! stored like any other: a 2xx is all Telegram needs, and a refusal would
+//! only make it retry.
+
+use axum::{
+    Json,
+    body::Body,
+    extract::{Path, State},
+    http::HeaderMap,
+};
+use serde_json::{Value, json};
+
+use super::{PROVIDER, bots::TelegramBot, state::TelegramState, update::parse_update};
+use crate::{error::ApiError, http::extract::read_limited, inbox::NewEvent};
+
+pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+
+fn unauthorized() -> ApiError {
+    metrics::counter!("visual_search_webhooks_errors_total", "event_type" => "telegram")
+        .increment(1);
+    ApiError::Unauthorized("invalid or missing Telegram webhook secret".into())
+}
+
+fn header_secret(headers: &HeaderMap) -> Option<&str> {
+    headers.get(SECRET_HEADER).and_then(|v| v.to_str().ok())
+}
+
+/// The default bot, by the secret header.
+pub async fn receive_default(
+    State(st): State<TelegramState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bot = st.bots.default_bot().cloned();
+    let bot = bot
+        .filter(|b| header_secret(&headers).is_some_and(|s| b.secret_matches(s)))
+        .ok_or_else(unauthorized)?;
+    store(&st, &bot, &headers, body).await
+}
+
+/// `/{key}`: a bot id with the secret header, or a bot's token.
+pub async fn receive(
+    State(st): State<TelegramState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bot = if key.contains(':') {
+        st.bots.by_token(&key).cloned()
+    } else {
+        st.bots
+            .by_id(&key)
+            .filter(|b| header_secret(&headers).is_some_and(|s| b.secret_matches(s)))
+            .cloned()
+    };
+    let bot = bot.ok_or_else(unauthorized)?;
+    store(&st, &bot, &headers, body).await
+}
+
+async fn store(
+    st: &TelegramState,
+    bot: &TelegramBot,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let body = read_limited(headers, body, st.max_body_bytes).await?;
+    let meta = parse_update(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // Parsed as JSON above, so the body is UTF-8.
+    let payload = String::from_utf8_lossy(&body).into_owned();
+    let inserted = st
+        .inbox
+        .insert(NewEvent {
+            provider: PROVIDER.into(),
+            external_id: format!("{}:{}", bot.id, meta.update_id),
+            event_type: meta.kind.clone(),
+            event_subtype: None,
+            entity_type: meta.chat_id.map(|_| "telegram_chat".to_string()),
+            entity_id: meta.chat_id.map(|c| format!("{}:{c}", bot.id)),
+            payload,
+        })
+        .await?;
+    if !inserted.duplicate {
+        crate::channels::count_update(PROVIDER, &meta.kind);
+        st.wake.notify_one();
+    }
+    let mut resp = json!({ "ok": true, "task_id": inserted.task_id });
+    if inserted.duplicate {
+        resp["duplicate"] = Value::Bool(true);
+    }
+    Ok(Json(resp))
+}
