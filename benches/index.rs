@@ -309,15 +309,15 @@ fn bench(c: &mut Criterion) {
             &Filter::default(),
         );
         let filter = Filter {
-            category: Some("c".into()),
+            category: vec!["c".into()],
             min_price: Some(100.0),
             max_price: Some(600.0),
-            exclude_id: None,
+            ..Filter::default()
         };
         // 1/8 of the catalog: over 8 × 1000 at 100k, so the binary stage
         // prunes it; and the query's cluster matches only 1 time in 8.
         let category = Filter {
-            category: Some("c".into()),
+            category: vec!["c".into()],
             ..Filter::default()
         };
         print_recall(

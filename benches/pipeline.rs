@@ -37,6 +37,9 @@ use common::{
 };
 
 const MAX_PIXELS: u64 = 40_000_000;
+/// The service's checks, with no budget to wait on (one decode at a time).
+static LIMITS: std::sync::LazyLock<preprocess::DecodeLimits> =
+    std::sync::LazyLock::new(|| preprocess::DecodeLimits::new(MAX_PIXELS, u64::MAX));
 
 fn full_run() -> bool {
     std::env::args().any(|a| a == "--bench")
@@ -75,14 +78,14 @@ fn bench_stages(c: &mut Criterion) {
     g.bench_function("original_files", |b| {
         b.iter(|| {
             for p in &files {
-                black_box(preprocess::decode(black_box(&p.bytes), MAX_PIXELS).unwrap());
+                black_box(preprocess::decode(black_box(&p.bytes), &LIMITS).unwrap());
             }
         })
     });
     g.bench_function("jpeg_q90", |b| {
         b.iter(|| {
             for bytes in &jpegs {
-                black_box(preprocess::decode(black_box(bytes), MAX_PIXELS).unwrap());
+                black_box(preprocess::decode(black_box(bytes), &LIMITS).unwrap());
             }
         })
     });
@@ -142,7 +145,7 @@ fn bench_stages(c: &mut Criterion) {
     g.bench_function("jpeg_q90_to_tensor", |b| {
         b.iter(|| {
             for bytes in &jpegs {
-                preprocess::preprocess(black_box(bytes), &m, MAX_PIXELS, &mut out).unwrap();
+                preprocess::preprocess(black_box(bytes), &m, &LIMITS, &mut out).unwrap();
             }
             black_box(&out);
         })
@@ -161,7 +164,7 @@ fn bench_embed(c: &mut Criterion) {
     let mut tensor = vec![0f32; max_batch * sample];
     for (i, out) in tensor.chunks_exact_mut(sample).enumerate() {
         let bytes = &files[i % files.len()].bytes;
-        preprocess::preprocess(bytes, &m, MAX_PIXELS, out).unwrap();
+        preprocess::preprocess(bytes, &m, &LIMITS, out).unwrap();
     }
     // 0 = the service default, one thread per core; 1 for the comparison.
     let pools: &[usize] = if full { &[0, 1] } else { &[0] };

@@ -235,7 +235,6 @@ fn main() {
     } else {
         (&[2_000], 10)
     };
-    let settings = common::settings(0);
     let embedder = common::load_embedder(0);
     let manifest = embedder.info().manifest.clone();
     let mut photos: Vec<Vec<u8>> = read_files(&common::root().join("tests/data/photos"))
@@ -249,13 +248,7 @@ fn main() {
     photos.sort();
     assert!(!photos.is_empty(), "no JPEG photos in tests/data/photos");
     let mut tensor = vec![0f32; embedder.sample_len()];
-    preprocess::preprocess(
-        &photos[0],
-        &manifest,
-        settings.embed.max_pixels,
-        &mut tensor,
-    )
-    .unwrap();
+    preprocess::preprocess(&photos[0], &manifest, embedder.decode_limits(), &mut tensor).unwrap();
     // Warm-up: the first ORT runs allocate.
     for _ in 0..3 {
         embedder.infer(&tensor, 1).unwrap();

@@ -11,6 +11,9 @@
 #   6. VITRINE_TEST_DB=postgres cargo test --test api
 #                                               the integration suite again on PostgreSQL,
 #                                               plus the two-instance scale-out test
+#   7. scripts/scan-secrets.py                  no secret in that run's logs
+#   8. scripts/chaos.sh --quick                 kill -9 during ingest, SQLite and two
+#                                               PostgreSQL instances (about a minute)
 #
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CARGO_TARGET_DIR, if set, is used by every cargo step.
@@ -52,8 +55,23 @@ cargo test --all-targets -- "$@"
 done_section "tests (SQLite)"
 
 section "tests (PostgreSQL): VITRINE_TEST_DB=postgres cargo test --test api"
-VITRINE_TEST_DB=postgres cargo test --test api -- "$@"
+# With the apps' logs on (VITRINE_TEST_LOG), kept for the secret scan below.
+# The database URL carries a password here (the throwaway server trusts
+# loopback and ignores it), so an unredacted URL in any log line is caught.
+SCAN_LOG="$VITRINE_SERVICES_DIR/test-logs.txt"
+SCAN_PW="scan-me-not-$RANDOM$RANDOM"
+VITRINE_TEST_DB=postgres VITRINE_TEST_LOG=1 \
+  VITRINE_TEST_POSTGRES_URL="${VITRINE_TEST_POSTGRES_URL/postgres@/postgres:$SCAN_PW@}" \
+  cargo test --test api -- "$@" 2>&1 | tee "$SCAN_LOG"
 done_section "tests (PostgreSQL)"
+
+section "secrets: scripts/scan-secrets.py over the PostgreSQL run's logs"
+scripts/scan-secrets.py --secret "$SCAN_PW" "$SCAN_LOG"
+done_section "secrets"
+
+section "crash safety: scripts/chaos.sh --quick"
+scripts/chaos.sh --quick
+done_section "crash safety"
 
 if [[ -n "${VITRINE_TEST_QDRANT_URL:-}" ]]; then
   section "tests (Qdrant): VITRINE_TEST_INDEX=qdrant cargo test --test api"

@@ -110,10 +110,12 @@ impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
         match e {
             SearchError::NotIndexed(_) => ApiError::NotFound(e.to_string()),
-            SearchError::Image(_) | SearchError::InvalidFilter(_) => {
-                ApiError::Unprocessable(e.to_string())
+            SearchError::Image(_)
+            | SearchError::InvalidFilter(_)
+            | SearchError::InvalidQuery(_) => ApiError::Unprocessable(e.to_string()),
+            SearchError::Embed(_) | SearchError::Index(_) | SearchError::Db(_) => {
+                ApiError::Internal(e.into())
             }
-            SearchError::Embed(_) | SearchError::Index(_) => ApiError::Internal(e.into()),
         }
     }
 }

@@ -71,6 +71,7 @@ pub mod catalog;
 pub mod channels;
 pub mod commands;
 pub mod config;
+pub mod crm;
 pub mod db;
 pub mod embed;
 pub(crate) mod error;

@@ -66,12 +66,18 @@ pub struct Photo {
 /// other decoding error is one.
 pub fn load_photos(dir: &Path, max_pixels: u64, limit: usize) -> anyhow::Result<Vec<Photo>> {
     let mut out = Vec::new();
+    // One image at a time, each kept as plain pixels: no budget to share.
+    let limits = preprocess::DecodeLimits::new(max_pixels, u64::MAX);
     for (name, bytes) in read_files(dir)? {
         if out.len() == limit {
             break;
         }
-        match preprocess::decode(&bytes, max_pixels) {
-            Ok(image) => out.push(Photo { name, bytes, image }),
+        match preprocess::decode(&bytes, &limits) {
+            Ok(decoded) => out.push(Photo {
+                name,
+                bytes,
+                image: decoded.image,
+            }),
             Err(preprocess::PreprocessError::NotAnImage) => continue,
             Err(e) => bail!("{}: {e}", dir.join(&name).display()),
         }

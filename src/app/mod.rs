@@ -11,11 +11,15 @@ use anyhow::Context;
 use tokio::{net::TcpListener, sync::Notify};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use storage::{OpenedIndex, index_dir, index_root, open_inbox, open_inbox_tracked, open_index};
+pub use storage::{
+    OpenedIndex, index_dir, index_root, open_build_index, open_inbox, open_inbox_tracked,
+    open_index,
+};
 
 use crate::{
     catalog::Catalog,
     config::Settings,
+    crm::Crm,
     embed::{EmbedService, Embedder, ImageFetcher},
     http::{
         AppState,
@@ -35,6 +39,9 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
     let mut list: Vec<Box<dyn Provider>> = Vec::new();
     if core.settings.bakai.enabled {
         list.push(Box::new(Catalog::new(core)));
+    }
+    if core.settings.crm.enabled {
+        list.push(Box::new(Crm::new(core)));
     }
     if core.settings.telegram.enabled {
         list.push(Box::new(crate::channels::telegram::Telegram::new(core)));
@@ -77,7 +84,7 @@ impl Application {
         }
         let index = opened.index.clone();
         let fetcher = ImageFetcher::from_settings(&settings.fetch, settings.s3.as_ref()).await?;
-        let search = SearchService::new(index.clone(), embed.clone());
+        let search = SearchService::new(index.clone(), embed.clone(), db.clone());
 
         let listener = TcpListener::bind(&settings.server.bind)
             .await
@@ -263,6 +270,12 @@ impl DueProcessor {
     /// Events not finished yet: pending, retrying or being processed.
     pub async fn unfinished(&self) -> anyhow::Result<i64> {
         Ok(self.inbox.unfinished().await?)
+    }
+
+    /// The app's inbox, as providers see it (tests store events of other
+    /// providers through it).
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
     }
 }
 

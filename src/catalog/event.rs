@@ -144,6 +144,7 @@ impl ProductEvent {
             event_subtype: Some(self.kind.subtype().into()),
             entity_type: Some(ENTITY.into()),
             entity_id: Some(self.data.product_id.clone()),
+            org: None,
             payload,
         }
     }

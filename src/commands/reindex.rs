@@ -2,11 +2,14 @@
 //! `model_dir` into that model version's own index, then make it the live
 //! one.
 //!
-//! - Search keeps answering from the old version throughout: the new
-//!   version is a separate index (embedded: its own folder; Qdrant: its own
-//!   collection), and the running service never reads it.
-//! - Resumable: a product already present in the target index is skipped,
-//!   so an interrupted run continues where it stopped.
+//! - Search keeps answering from the old index throughout: the embedded
+//!   index is always built into a fresh folder (`<model>-<version>.<time>`),
+//!   even when the model is unchanged, so a reindex never writes a folder
+//!   a running server has open; Qdrant builds the new version's own
+//!   collection. A server keeps serving the folder it opened; restarted,
+//!   it opens the one `LIVE` names.
+//! - Resumable: an interrupted run's folder (still marked `BUILDING`) is
+//!   reused by the next run, and a product already in it is skipped.
 //! - Changes that arrive while it runs are caught by a second pass over
 //!   products updated since the start.
 //! - The switch is atomic: the embedded index's `LIVE` file is replaced by a
@@ -47,7 +50,7 @@ pub async fn run(
     let info = embedder.info().clone();
     let embed = EmbedService::start(embedder, settings.embed.batch);
     let fetcher = ImageFetcher::from_settings(&settings.fetch, settings.s3.as_ref()).await?;
-    let target = app::open_index(settings, &info).await?;
+    let target = app::open_build_index(settings, &info).await?;
 
     let started = now_ms();
     let mut report = ReindexReport {

@@ -15,6 +15,7 @@
 //! This module depends on nothing else in the crate: each capability builds
 //! its client from its own section.
 
+mod crm;
 mod channels;
 mod secret;
 mod sections;
@@ -29,6 +30,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crm::CrmSettings;
 pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
 pub use secret::{Secret, redact_url};
 pub use sections::{
@@ -57,6 +59,7 @@ pub struct Settings {
     pub inbox: InboxSettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
+    pub crm: CrmSettings,
     pub channels: ChannelsSettings,
     pub telegram: TelegramSettings,
     pub whatsapp: WhatsappSettings,
@@ -77,6 +80,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
             bakai: BakaiSettings::default(),
+            crm: CrmSettings::default(),
             channels: ChannelsSettings::default(),
             telegram: TelegramSettings::default(),
             whatsapp: WhatsappSettings::default(),
@@ -195,6 +199,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     ("embed.threads", "VITRINE_EMBED_THREADS", None),
     ("embed.batch", "VITRINE_EMBED_BATCH", None),
     ("embed.max_pixels", "VITRINE_MAX_PIXELS", None),
+    (
+        "embed.decode_budget_bytes",
+        "VITRINE_DECODE_BUDGET_BYTES",
+        None,
+    ),
     ("index.search_threads", "VITRINE_INDEX_SEARCH_THREADS", None),
     ("worker.concurrency", "VITRINE_WORKER_CONCURRENCY", None),
     ("worker.lease_secs", "VITRINE_LEASE_SECS", None),
@@ -220,6 +229,43 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     (
         "inbox.purge_interval_secs",
         "VITRINE_INBOX_PURGE_INTERVAL_SECS",
+        None,
+    ),
+    ("crm.enabled", "VITRINE_CRM_ENABLED", None),
+    (
+        "crm.kommo_webhook_secret",
+        "VITRINE_KOMMO_WEBHOOK_SECRET",
+        Some("KOMMO_WEBHOOK_SECRET"),
+    ),
+    (
+        "crm.kommo_signature_secret",
+        "VITRINE_KOMMO_SIGNATURE_SECRET",
+        None,
+    ),
+    (
+        "crm.kommo_api_base_url",
+        "VITRINE_KOMMO_API_BASE_URL",
+        Some("KOMMO_API_BASE_URL"),
+    ),
+    (
+        "crm.kommo_api_token",
+        "VITRINE_KOMMO_API_TOKEN",
+        Some("KOMMO_API_TOKEN"),
+    ),
+    ("crm.kommo_rate_per_sec", "VITRINE_KOMMO_RATE_PER_SEC", None),
+    (
+        "crm.telegram_api_base_url",
+        "VITRINE_TELEGRAM_API_BASE_URL",
+        Some("TELEGRAM_API_BASE_URL"),
+    ),
+    (
+        "crm.telegram_bot_token",
+        "VITRINE_CRM_TELEGRAM_BOT_TOKEN",
+        None,
+    ),
+    (
+        "crm.action_timeout_ms",
+        "VITRINE_CRM_ACTION_TIMEOUT_MS",
         None,
     ),
     ("channels.results", "VITRINE_CHANNEL_RESULTS", None),

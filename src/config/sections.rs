@@ -238,6 +238,11 @@ pub struct EmbedSettings {
     pub batch: usize,
     /// Pixel cap (width × height) checked before decoding: decompression bombs.
     pub max_pixels: u64,
+    /// Bytes that all image decodes in flight may hold together (decoder
+    /// buffers and 8-bit copies, computed per image from its bit depth,
+    /// channels and canvas). A decode waits until its share is free; an
+    /// image needing more than all of it is refused.
+    pub decode_budget_bytes: u64,
 }
 
 impl Default for EmbedSettings {
@@ -248,6 +253,10 @@ impl Default for EmbedSettings {
             threads: 0,
             batch: 16,
             max_pixels: 40_000_000,
+            // The largest image `max_pixels` lets through, a 40 MP RGBA16
+            // PNG, needs 12 bytes a pixel (480 MB) at its peak: it fits
+            // alone, and a dozen 12 MP photos fit together.
+            decode_budget_bytes: 512 << 20,
         }
     }
 }

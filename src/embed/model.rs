@@ -116,7 +116,8 @@ pub struct Embedder {
     /// own thread, so it is never contended. A std mutex suffices: the lock
     /// is held across blocking native code, never across an `.await`.
     sessions: Vec<Mutex<Session>>,
-    max_pixels: u64,
+    /// Pixel cap and the process-wide decode budget.
+    limits: preprocess::DecodeLimits,
 }
 
 impl Embedder {
@@ -125,14 +126,15 @@ impl Embedder {
     pub fn from_settings(s: &crate::config::EmbedSettings) -> Result<Self, EmbedError> {
         let info = ModelInfo::load(&s.model_dir)?;
         let dylib = resolve_ort_library(s.ort_dylib_path.as_deref(), &s.model_dir)?;
-        Self::load(info, &dylib, s.threads(), s.max_pixels)
+        let limits = preprocess::DecodeLimits::new(s.max_pixels, s.decode_budget_bytes);
+        Self::load(info, &dylib, s.threads(), limits)
     }
 
     pub fn load(
         info: ModelInfo,
         ort_dylib: &Path,
         threads: usize,
-        max_pixels: u64,
+        limits: preprocess::DecodeLimits,
     ) -> Result<Self, EmbedError> {
         let env = environment(ort_dylib)?;
         let threads = threads.max(1);
@@ -160,7 +162,7 @@ impl Embedder {
             info,
             pool,
             sessions,
-            max_pixels,
+            limits,
         };
         embedder.check_output()?;
         Ok(embedder)
@@ -168,6 +170,11 @@ impl Embedder {
 
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The limits every decode of this embedder runs under.
+    pub fn decode_limits(&self) -> &preprocess::DecodeLimits {
+        &self.limits
     }
 
     pub fn threads(&self) -> usize {
@@ -260,14 +267,14 @@ impl Embedder {
     ) -> Vec<Result<Vec<f32>, EmbedError>> {
         let sample = self.sample_len();
         let manifest = &self.info.manifest;
-        let max_pixels = self.max_pixels;
+        let limits = &self.limits;
         self.pool.install(|| {
             let mut tensor = vec![0f32; images.len() * sample];
             let prepared: Vec<Result<(), EmbedError>> = tensor
                 .par_chunks_mut(sample)
                 .zip(images.par_iter())
                 .map(|(out, bytes)| {
-                    preprocess::preprocess(bytes.as_ref(), manifest, max_pixels, out)
+                    preprocess::preprocess(bytes.as_ref(), manifest, limits, out)
                         .map_err(EmbedError::from)
                 })
                 .collect();

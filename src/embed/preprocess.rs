@@ -9,10 +9,10 @@
 //! box is mapped back into source coordinates, so the image is never resized
 //! to an intermediate 256-pixel size first.
 
-use std::{cell::RefCell, io::Cursor};
+use std::{cell::RefCell, io::Cursor, sync::Arc};
 
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer, images::Image};
-use image::{DynamicImage, ImageReader, Limits, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits, RgbImage};
 
 use super::manifest::{Layout, Manifest};
 
@@ -27,6 +27,10 @@ pub enum PreprocessError {
         pixels: u64,
         cap: u64,
     },
+    #[error(
+        "decoding this image needs {needed_mb} MB, more than the decode budget of {budget_mb} MB"
+    )]
+    OverBudget { needed_mb: u64, budget_mb: u64 },
     #[error("image has no pixels ({width}x{height})")]
     Empty { width: u32, height: u32 },
     #[error("corrupt or truncated image: {0}")]
@@ -35,27 +39,202 @@ pub enum PreprocessError {
     Resize(String),
 }
 
+/// How much memory decoding may take: a pixel cap for one image, and a byte
+/// budget shared by every decode in the process.
+///
+/// The pixel cap alone does not bound memory: what a decoder allocates
+/// depends on the bit depth, the channels and (for GIF and animated WebP) the
+/// canvas, and on how many images are decoded at once. In the audit a
+/// 6300² RGBA16 PNG, under the pixel cap, peaked at 624 MB, and ten at once
+/// at 1.2 GB. So each decode first reserves its computed cost
+/// ([`decode_cost`]) from the budget and holds it until its pixels are
+/// dropped: decodes beyond the budget wait their turn (back-pressure), and an
+/// image whose cost alone exceeds the budget is refused before any pixel is
+/// allocated.
+#[derive(Clone)]
+pub struct DecodeLimits {
+    pub max_pixels: u64,
+    budget: Arc<Budget>,
+}
+
+/// A FIFO counting semaphore over bytes. tokio's semaphore is fair, so a
+/// large image waiting for room is not starved by a stream of small ones;
+/// decodes run on rayon threads, where waiting means blocking the thread.
+struct Budget {
+    sem: tokio::sync::Semaphore,
+    bytes: u64,
+}
+
+/// The budget counts in units of this many bytes, so that any byte count a
+/// machine can hold fits `acquire_many`'s `u32`.
+const UNIT: u64 = 64 << 10;
+
+impl DecodeLimits {
+    pub fn new(max_pixels: u64, budget_bytes: u64) -> Self {
+        let units = budget_bytes.div_ceil(UNIT).clamp(1, u64::from(u32::MAX));
+        Self {
+            max_pixels,
+            budget: Arc::new(Budget {
+                sem: tokio::sync::Semaphore::new(units as usize),
+                bytes: units * UNIT,
+            }),
+        }
+    }
+
+    /// The whole budget, in bytes.
+    pub fn budget_bytes(&self) -> u64 {
+        self.budget.bytes
+    }
+
+    /// Bytes reserved by decodes in flight right now.
+    pub fn in_flight_bytes(&self) -> u64 {
+        let free = self.budget.sem.available_permits() as u64;
+        self.budget.bytes - free * UNIT
+    }
+
+    /// Waits until `bytes` are free in the budget and reserves them.
+    fn reserve(&self, bytes: u64) -> Result<Reservation, PreprocessError> {
+        if bytes > self.budget.bytes {
+            return Err(PreprocessError::OverBudget {
+                needed_mb: bytes.div_ceil(1 << 20),
+                budget_mb: self.budget.bytes >> 20,
+            });
+        }
+        let units = bytes.div_ceil(UNIT).max(1) as u32;
+        let budget = self.budget.clone();
+        // Never closed, so acquiring cannot fail. `block_on` is the
+        // futures executor's: it parks this (rayon or blocking) thread and
+        // needs no tokio runtime.
+        let permit = futures::executor::block_on(budget.sem.acquire_many(units))
+            .expect("the decode budget is never closed");
+        permit.forget();
+        Ok(Reservation {
+            budget: self.budget.clone(),
+            units,
+        })
+    }
+}
+
+/// Reserved decode memory, given back when dropped.
+pub struct Reservation {
+    budget: Arc<Budget>,
+    units: u32,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.sem.add_permits(self.units as usize);
+    }
+}
+
+/// A decoded image, holding its share of the decode budget until dropped.
+pub struct Decoded {
+    pub image: RgbImage,
+    _reservation: Reservation,
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("dimensions", &self.image.dimensions())
+            .finish()
+    }
+}
+
+impl std::ops::Deref for Decoded {
+    type Target = RgbImage;
+    fn deref(&self) -> &RgbImage {
+        &self.image
+    }
+}
+
+/// The most memory decoding a `width × height` image of `color` to 8-bit
+/// RGB holds at once, from what the decoders and the conversion allocate:
+/// the decoder's output buffer (bit depth × channels × canvas: a GIF or an
+/// animated WebP is decoded onto its whole logical screen, whatever its
+/// frames' sizes), then the 8-bit copies the conversion makes while the
+/// previous buffer is still alive. A progressive JPEG also keeps every DCT
+/// coefficient (2 bytes per sample) until its last scan. Checked against
+/// allocations counted in `tests/decode_memory.rs`.
+pub fn decode_cost(
+    format: image::ImageFormat,
+    color: image::ColorType,
+    width: u32,
+    height: u32,
+    progressive_jpeg: bool,
+) -> u64 {
+    let px = u64::from(width) * u64::from(height);
+    let decoded = px * u64::from(color.bytes_per_pixel());
+    let converted = if color == image::ColorType::Rgb8 {
+        decoded
+    } else if color.has_alpha() {
+        // → RGBA8 (while the decoded buffer lives), then RGBA8 → RGB8.
+        let to_rgba = if color == image::ColorType::Rgba8 {
+            decoded
+        } else {
+            decoded + 4 * px
+        };
+        to_rgba.max(4 * px + 3 * px)
+    } else {
+        decoded + 3 * px
+    };
+    let coefficients = if format == image::ImageFormat::Jpeg && progressive_jpeg {
+        px * u64::from(color.channel_count()) * 2
+    } else {
+        0
+    };
+    // Row buffers, palettes, Huffman tables: small, but not nothing.
+    let slack = px / 8 + (1 << 20);
+    converted + coefficients + slack
+}
+
+/// True for a JPEG whose first start-of-frame marker is progressive (SOF2,
+/// or SOF6/SOF10/SOF14 for the rare differential/arithmetic variants).
+fn jpeg_is_progressive(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xFF => i += 1,
+            0xC0 | 0xC1 | 0xC3 | 0xC5 | 0xC7 | 0xC9 | 0xCB | 0xCD | 0xCF => return false,
+            0xC2 | 0xC6 | 0xCA | 0xCE => return true,
+            0xDA => return false,
+            0xD0..=0xD9 | 0x01 => i += 2,
+            _ => {
+                let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+                i += 2 + len;
+            }
+        }
+    }
+    false
+}
+
 /// Decodes any supported format to 8-bit RGB, refusing images over
-/// `max_pixels`. Transparent pixels are composited onto white, as product
-/// cut-outs are shown on marketplaces.
-pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError> {
+/// `max_pixels` and images whose decode would not fit the budget, and
+/// waiting for room in the budget otherwise. Transparent pixels are
+/// composited onto white, as product cut-outs are shown on marketplaces.
+pub fn decode(bytes: &[u8], limits: &DecodeLimits) -> Result<Decoded, PreprocessError> {
     let reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|e| PreprocessError::Decode(e.to_string()))?;
     let format = reader.format().ok_or(PreprocessError::NotAnImage)?;
-    let (width, height) = reader
-        .into_dimensions()
+    let mut decoder = reader
+        .into_decoder()
         .map_err(|e| PreprocessError::Decode(e.to_string()))?;
+    let (width, height) = decoder.dimensions();
     let pixels = u64::from(width) * u64::from(height);
     if pixels == 0 {
         return Err(PreprocessError::Empty { width, height });
     }
-    if pixels > max_pixels {
+    if pixels > limits.max_pixels {
         return Err(PreprocessError::TooManyPixels {
             width,
             height,
             pixels,
-            cap: max_pixels,
+            cap: limits.max_pixels,
         });
     }
     if format == image::ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
@@ -65,18 +244,24 @@ pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError
             "truncated JPEG: no end-of-image marker after the last scan".into(),
         ));
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let progressive = format == image::ImageFormat::Jpeg && jpeg_is_progressive(bytes);
+    let cost = decode_cost(format, decoder.color_type(), width, height, progressive);
+    let reservation = limits.reserve(cost)?;
     // Belt and braces: the decoder itself also refuses to allocate more than
-    // the declared image needs (RGBA16 at most) plus slack.
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(width);
-    limits.max_image_height = Some(height);
-    limits.max_alloc = Some(pixels * 8 + (64 << 20));
-    reader.limits(limits);
-    let img = reader
-        .decode()
+    // the computed cost, whatever the header claimed.
+    let mut caps = Limits::default();
+    caps.max_image_width = Some(width);
+    caps.max_image_height = Some(height);
+    caps.max_alloc = Some(cost);
+    decoder
+        .set_limits(caps)
         .map_err(|e| PreprocessError::Decode(e.to_string()))?;
-    Ok(flatten_onto_white(img))
+    let img =
+        DynamicImage::from_decoder(decoder).map_err(|e| PreprocessError::Decode(e.to_string()))?;
+    Ok(Decoded {
+        image: flatten_onto_white(img),
+        _reservation: reservation,
+    })
 }
 
 /// True when an end-of-image marker (FF D9) follows the last start-of-scan
@@ -187,11 +372,14 @@ pub fn write_tensor(img: &RgbImage, m: &Manifest, out: &mut [f32]) {
 pub fn preprocess(
     bytes: &[u8],
     m: &Manifest,
-    max_pixels: u64,
+    limits: &DecodeLimits,
     out: &mut [f32],
 ) -> Result<(), PreprocessError> {
-    let img = decode(bytes, max_pixels)?;
+    let img = decode(bytes, limits)?;
     let resized = resize_for_model(&img, m)?;
+    // The full-size pixels (and their share of the budget) go before the
+    // tensor is written.
+    drop(img);
     write_tensor(&resized, m, out);
     Ok(())
 }
@@ -228,6 +416,10 @@ mod tests {
         }
     }
 
+    fn lim(max_pixels: u64) -> DecodeLimits {
+        DecodeLimits::new(max_pixels, 1 << 30)
+    }
+
     fn png(w: u32, h: u32) -> Vec<u8> {
         let img = RgbImage::from_fn(w, h, |x, y| {
             image::Rgb([(x % 256) as u8, (y % 256) as u8, 9])
@@ -248,7 +440,7 @@ mod tests {
     fn produces_a_normalised_nchw_tensor() {
         let m = manifest();
         let mut out = vec![0f32; 3 * 224 * 224];
-        preprocess(&png(300, 400), &m, 1_000_000, &mut out).unwrap();
+        preprocess(&png(300, 400), &m, &lim(1_000_000), &mut out).unwrap();
         // Blue channel is constant 9 → (9 − 127) / 128 everywhere in plane 2.
         let blue = &out[2 * 224 * 224..];
         assert!(
@@ -260,14 +452,14 @@ mod tests {
 
     #[test]
     fn refuses_bad_input_with_readable_errors() {
-        assert_eq!(
-            decode(b"hello, not an image", 1000),
+        assert!(matches!(
+            decode(b"hello, not an image", &lim(1000)),
             Err(PreprocessError::NotAnImage)
-        );
+        ));
         let full = png(64, 64);
-        let err = decode(&full[..full.len() / 2], 1_000_000).unwrap_err();
+        let err = decode(&full[..full.len() / 2], &lim(1_000_000)).unwrap_err();
         assert!(matches!(err, PreprocessError::Decode(_)), "{err:?}");
-        let err = decode(&png(100, 100), 5_000).unwrap_err();
+        let err = decode(&png(100, 100), &lim(5_000)).unwrap_err();
         assert!(err.to_string().contains("over the cap"), "{err}");
     }
 
@@ -277,8 +469,8 @@ mod tests {
         let mut buf = Cursor::new(Vec::new());
         img.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
         let jpeg = buf.into_inner();
-        assert!(decode(&jpeg, 1_000_000).is_ok());
-        let err = decode(&jpeg[..jpeg.len() * 2 / 3], 1_000_000).unwrap_err();
+        assert!(decode(&jpeg, &lim(1_000_000)).is_ok());
+        let err = decode(&jpeg[..jpeg.len() * 2 / 3], &lim(1_000_000)).unwrap_err();
         assert!(err.to_string().contains("truncated"), "{err}");
     }
 
@@ -288,7 +480,7 @@ mod tests {
         let grey = image::GrayImage::from_fn(300, 200, |x, y| image::Luma([(x + y) as u8]));
         let mut buf = Cursor::new(Vec::new());
         grey.write_to(&mut buf, image::ImageFormat::Jpeg).unwrap();
-        let img = decode(buf.get_ref(), 1_000_000).unwrap();
+        let img = decode(buf.get_ref(), &lim(1_000_000)).unwrap();
         assert_eq!(img.dimensions(), (300, 200));
         assert!(img.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
         // Both fixtures were made with Pillow from the same synthetic scene
@@ -298,10 +490,10 @@ mod tests {
         // B = 200·255/H.
         let progressive = decode(
             include_bytes!("testdata/progressive_640x512.jpg"),
-            1_000_000,
+            &lim(1_000_000),
         )
         .unwrap();
-        let cmyk = decode(include_bytes!("testdata/cmyk_600x520.jpg"), 1_000_000).unwrap();
+        let cmyk = decode(include_bytes!("testdata/cmyk_600x520.jpg"), &lim(1_000_000)).unwrap();
         assert_eq!(progressive.dimensions(), (640, 512));
         assert_eq!(cmyk.dimensions(), (600, 520));
         for (img, w, h) in [(&progressive, 640.0, 512.0), (&cmyk, 600.0, 520.0)] {
@@ -333,7 +525,7 @@ mod tests {
             for b in &mut bad[at..at + 16] {
                 *b = b.wrapping_mul(31).wrapping_add(7);
             }
-            let _ = decode(&bad, 1_000_000);
+            let _ = decode(&bad, &lim(1_000_000));
         }
     }
 

@@ -61,6 +61,9 @@ pub struct ListParams {
     status: Option<String>,
     provider: Option<String>,
     event_type: Option<String>,
+    entity_type: Option<String>,
+    event_subtype: Option<String>,
+    org: Option<String>,
     start_date: Option<String>,
     end_date: Option<String>,
 }
@@ -105,6 +108,9 @@ pub async fn list(
         status,
         provider: nonempty(p.provider),
         event_type: nonempty(p.event_type),
+        entity_type: nonempty(p.entity_type),
+        event_subtype: nonempty(p.event_subtype),
+        org: nonempty(p.org),
         start_ms: nonempty(p.start_date)
             .map(|s| parse_date("start_date", &s, false))
             .transpose()?,

@@ -1,5 +1,7 @@
 //! Health and Prometheus metrics.
 
+use std::time::Duration;
+
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::{Value, json};
 
@@ -14,6 +16,13 @@ use crate::{
 /// detail goes to the log.
 pub const DATABASE_UNREACHABLE: &str = "database unreachable";
 pub const INDEX_UNAVAILABLE: &str = "index unavailable";
+
+/// How long the health check waits for the database and for the index.
+/// Load balancers ask with timeouts of a few seconds, so a part that does
+/// not answer must read as unhealthy (503) within them, not as a hung
+/// request: with PostgreSQL stopped, `/api/v1/health` took 10 s (the pool's
+/// acquire timeout) to answer (`scripts/chaos.py --outage-postgres`).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /api/v1/health`: database, index and model. 503 when a dependency
 /// is down, so a load balancer stops sending traffic. Names the database
@@ -53,25 +62,27 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
 /// when it does not answer, a reason class (the error goes to the log).
 async fn database_part(db: &Db) -> Value {
     let engine = db.backend().name();
-    match db::ping(db).await {
-        Ok(()) => json!({ "status": "ok", "engine": engine }),
-        Err(e) => {
-            tracing::warn!(error = %e, engine, "health: the database does not answer");
-            json!({ "status": "error", "engine": engine, "error": DATABASE_UNREACHABLE })
-        }
-    }
+    let error = match tokio::time::timeout(PROBE_TIMEOUT, db::ping(db)).await {
+        Ok(Ok(())) => return json!({ "status": "ok", "engine": engine }),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+    };
+    tracing::warn!(error, engine, "health: the database does not answer");
+    json!({ "status": "error", "engine": engine, "error": DATABASE_UNREACHABLE })
 }
 
 /// The index's part: its backend either way, a reason class on failure.
 async fn index_part(index: &dyn VectorIndex) -> Value {
     let info = index.info();
-    match index.count().await {
-        Ok(n) => json!({ "status": "ok", "backend": info.backend, "points": n, "dim": info.dim }),
-        Err(e) => {
-            tracing::warn!(error = %e, backend = %info.backend, "health: the index does not answer");
-            json!({ "status": "error", "backend": info.backend, "error": INDEX_UNAVAILABLE })
+    let error = match tokio::time::timeout(PROBE_TIMEOUT, index.count()).await {
+        Ok(Ok(n)) => {
+            return json!({ "status": "ok", "backend": info.backend, "points": n, "dim": info.dim });
         }
-    }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {PROBE_TIMEOUT:?}"),
+    };
+    tracing::warn!(error, backend = %info.backend, "health: the index does not answer");
+    json!({ "status": "error", "backend": info.backend, "error": INDEX_UNAVAILABLE })
 }
 
 /// `GET /api/v1/webhooks/health`: which providers are mounted, and their
@@ -137,5 +148,28 @@ mod tests {
         assert_eq!(part["engine"], "sqlite");
         assert_eq!(part["error"], DATABASE_UNREACHABLE);
         assert!(!part.to_string().contains("health-secret-path"), "{part}");
+    }
+
+    /// A database that takes connections but never hands one out (all of
+    /// them busy) is unhealthy within the probe timeout, not after the
+    /// pool's 30 s acquire timeout.
+    #[tokio::test]
+    async fn a_database_that_does_not_answer_is_unhealthy_within_the_probe_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        while let Ok(Ok(c)) =
+            tokio::time::timeout(Duration::from_millis(200), db.reader().acquire()).await
+        {
+            held.push(c);
+        }
+        assert!(!held.is_empty());
+        let part = tokio::time::timeout(PROBE_TIMEOUT * 3, database_part(&db))
+            .await
+            .expect("the health check waited for the pool's own timeout");
+        assert_eq!(part["status"], "error");
+        assert_eq!(part["error"], DATABASE_UNREACHABLE);
     }
 }

@@ -51,6 +51,7 @@ pub fn router(state: AppState, providers: Vec<Router>, server: &ServerSettings) 
     let mut app = Router::new()
         .route("/api/v1/webhooks/health", get(health::webhooks))
         .route("/api/v1/products/{id}/similar", get(search::similar))
+        .route("/api/v1/search/text", get(search::text))
         .route(
             "/api/v1/search/image",
             post(search::by_image).layer(DefaultBodyLimit::max(upload_limit)),

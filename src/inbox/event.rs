@@ -34,7 +34,63 @@ pub struct NewEvent {
     pub event_subtype: Option<String>,
     pub entity_type: Option<String>,
     pub entity_id: Option<String>,
+    /// The organisation the event belongs to (a CRM account, a shop), when
+    /// the provider knows one: a history filter.
+    pub org: Option<String>,
     pub payload: String,
+}
+
+impl NewEvent {
+    /// An event with only the required fields; the builder methods below
+    /// add the optional ones.
+    pub fn new(
+        provider: impl Into<String>,
+        external_id: impl Into<String>,
+        event_type: impl Into<String>,
+        payload: impl Into<String>,
+    ) -> Self {
+        Self {
+            provider: provider.into(),
+            external_id: external_id.into(),
+            event_type: event_type.into(),
+            event_subtype: None,
+            entity_type: None,
+            entity_id: None,
+            org: None,
+            payload: payload.into(),
+        }
+    }
+
+    /// What changed, finer than `event_type` (`lead_status_changed`).
+    pub fn with_subtype(mut self, subtype: impl Into<String>) -> Self {
+        self.event_subtype = Some(subtype.into());
+        self
+    }
+
+    /// The entity the event is about: its type (`product`, `lead`) and id.
+    /// Events of one entity are never applied concurrently.
+    pub fn with_entity(
+        mut self,
+        entity_type: impl Into<String>,
+        entity_id: impl Into<String>,
+    ) -> Self {
+        self.entity_type = Some(entity_type.into());
+        self.entity_id = Some(entity_id.into());
+        self
+    }
+
+    /// The entity type alone, for events about a kind of thing but no one
+    /// entity.
+    pub fn with_entity_type(mut self, entity_type: impl Into<String>) -> Self {
+        self.entity_type = Some(entity_type.into());
+        self
+    }
+
+    /// The organisation the event belongs to.
+    pub fn with_org(mut self, org: impl Into<String>) -> Self {
+        self.org = Some(org.into());
+        self
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,5 +291,32 @@ mod tests {
         );
         assert_eq!(HandlerError::permanent("x").kind, ErrorKind::Permanent);
         assert_eq!(Outcome::skipped("stale").to_string(), "stale");
+    }
+
+    #[test]
+    fn the_builder_fills_the_optional_fields() {
+        let e = NewEvent::new("kommo", "d1", "leads.status", "{}")
+            .with_subtype("lead_status_changed")
+            .with_entity("lead", "42")
+            .with_org("acme");
+        assert_eq!(
+            (
+                e.event_subtype.as_deref(),
+                e.entity_type.as_deref(),
+                e.entity_id.as_deref(),
+                e.org.as_deref()
+            ),
+            (
+                Some("lead_status_changed"),
+                Some("lead"),
+                Some("42"),
+                Some("acme")
+            )
+        );
+        let bare = NewEvent::new("p", "x", "t", "{}").with_entity_type("catalog");
+        assert_eq!(
+            (bare.entity_type.as_deref(), bare.entity_id, bare.org),
+            (Some("catalog"), None, None)
+        );
     }
 }

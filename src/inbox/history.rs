@@ -14,6 +14,9 @@ pub struct EventQuery {
     pub status: Option<EventStatus>,
     pub provider: Option<String>,
     pub event_type: Option<String>,
+    pub entity_type: Option<String>,
+    pub event_subtype: Option<String>,
+    pub org: Option<String>,
     pub start_ms: Option<i64>,
     pub end_ms: Option<i64>,
     pub page: u32,
@@ -62,7 +65,9 @@ impl Inbox {
             () => {
                 " FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
                  AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR event_type = $3) \
-                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5)"
+                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5) \
+                 AND ($6 IS NULL OR entity_type = $6) AND ($7 IS NULL OR event_subtype = $7) \
+                 AND ($8 IS NULL OR org = $8)"
             };
         }
         let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", filters!()))
@@ -71,6 +76,9 @@ impl Inbox {
             .bind(&q.event_type)
             .bind(q.start_ms)
             .bind(q.end_ms)
+            .bind(&q.entity_type)
+            .bind(&q.event_subtype)
+            .bind(&q.org)
             .fetch_one(self.db.reader())
             .await?;
         let limit = i64::from(q.limit.max(1));
@@ -78,13 +86,16 @@ impl Inbox {
             "SELECT ",
             columns!(),
             filters!(),
-            " ORDER BY created_at DESC, id DESC LIMIT $6 OFFSET $7"
+            " ORDER BY created_at DESC, id DESC LIMIT $9 OFFSET $10"
         ))
         .bind(q.status)
         .bind(&q.provider)
         .bind(&q.event_type)
         .bind(q.start_ms)
         .bind(q.end_ms)
+        .bind(&q.entity_type)
+        .bind(&q.event_subtype)
+        .bind(&q.org)
         .bind(limit)
         .bind(i64::from(q.page.max(1) - 1) * limit)
         .fetch_all(self.db.reader())

@@ -27,8 +27,8 @@ use tokio_util::task::TaskTracker;
 use super::event::{EventStatus, InboxError, Inserted, NewEvent};
 use crate::db::{Backend, Db, now_ms};
 
-/// Most events in one statement. Ten bind parameters per row keeps a full
-/// group (2,560 parameters) far below SQLite's limit of 32,766 and
+/// Most events in one statement. Eleven bind parameters per row keeps a full
+/// group (2,816 parameters) far below SQLite's limit of 32,766 and
 /// PostgreSQL's 65,535, and bounds how long one statement holds the writer.
 pub const MAX_GROUP: usize = 256;
 
@@ -121,15 +121,15 @@ async fn writer(db: Db, max_retries: i64, rx: Arc<Mutex<mpsc::Receiver<Pending>>
 fn insert_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO webhook_events (id, provider, external_id, event_type, event_subtype, \
-         entity_type, entity_id, status, max_retries, payload, created_at, updated_at) VALUES ",
+         entity_type, entity_id, org, status, max_retries, payload, created_at, updated_at) VALUES ",
     );
     for r in 0..rows {
-        let p = |i: usize| r * 10 + i;
+        let p = |i: usize| r * 11 + i;
         if r > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, '{}', ${}, ${}, ${}, ${})",
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, '{}', ${}, ${}, ${}, ${})",
             p(1),
             p(2),
             p(3),
@@ -137,11 +137,12 @@ fn insert_sql(rows: usize) -> String {
             p(5),
             p(6),
             p(7),
-            EventStatus::Pending.as_str(),
             p(8),
+            EventStatus::Pending.as_str(),
             p(9),
             p(10),
-            p(10)
+            p(11),
+            p(11)
         ));
     }
     sql.push_str(" ON CONFLICT (provider, external_id) DO NOTHING RETURNING id");
@@ -178,6 +179,7 @@ async fn insert_group(
             .bind(e.event_subtype.as_deref())
             .bind(e.entity_type.as_deref())
             .bind(e.entity_id.as_deref())
+            .bind(e.org.as_deref())
             .bind(max_retries)
             .bind(e.payload.as_str())
             .bind(now);
@@ -219,8 +221,10 @@ mod tests {
     #[test]
     fn numbers_parameters_per_row_in_order() {
         let sql = insert_sql(2);
-        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $10, $10)"));
-        assert!(sql.contains("($11, $12, $13, $14, $15, $16, $17, 'pending', $18, $19, $20, $20)"));
-        assert!(!sql.contains("$21"));
+        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $11, $11)"));
+        assert!(
+            sql.contains("($12, $13, $14, $15, $16, $17, $18, $19, 'pending', $20, $21, $22, $22)")
+        );
+        assert!(!sql.contains("$23"));
     }
 }

@@ -14,7 +14,7 @@
 macro_rules! columns {
     () => {
         "id, provider, external_id, event_type, event_subtype, entity_type, \
-         entity_id, status, retry_count, max_retries, next_retry_at, processing_started_at, \
+         entity_id, org, status, retry_count, max_retries, next_retry_at, processing_started_at, \
          processed_at, error, outcome, payload, created_at, updated_at"
     };
 }

@@ -17,6 +17,8 @@ pub struct EventRecord {
     pub event_subtype: Option<String>,
     pub entity_type: Option<String>,
     pub entity_id: Option<String>,
+    /// The organisation, when the provider knows one.
+    pub org: Option<String>,
     pub status: EventStatus,
     pub retry_count: i64,
     pub max_retries: i64,

@@ -81,6 +81,7 @@ mod tests {
             event_subtype: None,
             entity_type: Some("thing".into()),
             entity_id: Some(id.into()),
+            org: None,
             payload: "{}".into(),
         }
     }

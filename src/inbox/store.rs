@@ -395,6 +395,7 @@ mod tests {
             event_subtype: Some("created".into()),
             entity_type: Some("product".into()),
             entity_id: Some("p".into()),
+            org: None,
             payload: "{}".into(),
         }
     }

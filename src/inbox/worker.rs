@@ -216,22 +216,30 @@ async fn process(
         async move { h.handle(&event).await },
         span.clone(),
     ));
-    let heartbeat = keep_lease(inbox, &c, cfg.lease);
-    let deadline = tokio::time::sleep(cfg.handler_timeout);
-    tokio::pin!(heartbeat, deadline);
-    let ended = tokio::select! {
-        r = &mut job => Ended::Finished(r),
-        () = &mut heartbeat => Ended::LeaseLost,
-        () = &mut deadline => Ended::TimedOut,
-        () = shutdown.cancelled() => {
-            // Give the attempt a little longer (still heartbeating), then
-            // hand the event back.
-            let grace = tokio::time::sleep(cfg.abort_grace);
-            tokio::select! {
-                r = &mut job => Ended::Finished(r),
-                () = &mut heartbeat => Ended::LeaseLost,
-                () = &mut deadline => Ended::TimedOut,
-                () = grace => Ended::Abandoned,
+    // The heartbeat lives in this block only. Once the select is decided it
+    // must be dropped, not merely left unpolled: a renewal caught mid-way
+    // holds the SQLite writer's background turn (`Db::background_turn`),
+    // and the completion below, like every later worker write of this
+    // instance, would wait for that turn for ever (found by
+    // scripts/chaos.sh: the worker stalled with 8 events `processing`).
+    let ended = {
+        let heartbeat = keep_lease(inbox, &c, cfg.lease);
+        let deadline = tokio::time::sleep(cfg.handler_timeout);
+        tokio::pin!(heartbeat, deadline);
+        tokio::select! {
+            r = &mut job => Ended::Finished(r),
+            () = &mut heartbeat => Ended::LeaseLost,
+            () = &mut deadline => Ended::TimedOut,
+            () = shutdown.cancelled() => {
+                // Give the attempt a little longer (still heartbeating), then
+                // hand the event back.
+                let grace = tokio::time::sleep(cfg.abort_grace);
+                tokio::select! {
+                    r = &mut job => Ended::Finished(r),
+                    () = &mut heartbeat => Ended::LeaseLost,
+                    () = &mut deadline => Ended::TimedOut,
+                    () = grace => Ended::Abandoned,
+                }
             }
         }
     };
@@ -352,6 +360,7 @@ mod tests {
                 event_subtype: None,
                 entity_type: None,
                 entity_id: None,
+                org: None,
                 payload: "{}".into(),
             })
             .await
@@ -430,6 +439,59 @@ mod tests {
         );
         assert_eq!(slow.calls.load(Ordering::SeqCst), 2);
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    /// Waits until it is let go.
+    struct Gate(tokio::sync::Notify);
+
+    #[async_trait::async_trait]
+    impl EventHandler for Gate {
+        async fn handle(&self, _: &EventRecord) -> Result<Outcome, HandlerError> {
+            self.0.notified().await;
+            Ok(Outcome::applied("done"))
+        }
+    }
+
+    /// A handler that finishes while its heartbeat is in the middle of a
+    /// renewal: the renewal, holding SQLite's background turn, must not
+    /// outlive the try, or the completion waits for the turn for ever.
+    #[tokio::test]
+    async fn a_handler_finishing_during_a_renewal_still_completes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (inbox, _, _) = setup(dir.path(), Duration::ZERO).await;
+        let gate = Arc::new(Gate(tokio::sync::Notify::new()));
+        let cfg = cfg(300, 60_000);
+        let c = inbox
+            .claim(None, 1, cfg.lease)
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        // Another background write holds the turn, and the one writer
+        // connection is busy.
+        let turn = inbox.db.background_turn().await;
+        let conn = inbox.db.writer().acquire().await.unwrap();
+        let task = {
+            let (inbox, cfg) = (inbox.clone(), cfg.clone());
+            let handler: Arc<dyn EventHandler> = gate.clone();
+            tokio::spawn(async move {
+                process(&inbox, Some(handler), c, CancellationToken::new(), &cfg).await;
+            })
+        };
+        // The first renewal (at 100 ms) queues for the turn, then takes it
+        // and waits for the connection; meanwhile the handler finishes.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        drop(turn);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gate.0.notify_one();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(conn);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the completion waited for ever behind an abandoned renewal")
+            .unwrap();
+        let (rows, _) = inbox.list(&Default::default()).await.unwrap();
+        assert_eq!(rows[0].status, EventStatus::Completed);
     }
 
     /// A try whose lease another worker took over is stopped, and its

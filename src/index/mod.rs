@@ -35,10 +35,13 @@ pub struct Point {
     pub payload: Payload,
 }
 
-/// Search restrictions. All set conditions must hold.
+/// Search restrictions. All set conditions must hold; a list condition
+/// holds when the payload's value is any of the list's (an empty list is no
+/// condition). Values compare exactly, on every backend.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub category: Option<String>,
+    pub category: Vec<String>,
+    pub currency: Vec<String>,
     pub min_price: Option<f64>,
     pub max_price: Option<f64>,
     /// Never return this product (similar-to-itself).
@@ -50,12 +53,15 @@ impl Filter {
     /// `exclude_id` alone does not: a backend can resolve it to one point
     /// up front instead of comparing ids on every candidate.
     pub fn has_payload_conditions(&self) -> bool {
-        self.category.is_some() || self.min_price.is_some() || self.max_price.is_some()
+        !self.category.is_empty()
+            || !self.currency.is_empty()
+            || self.min_price.is_some()
+            || self.max_price.is_some()
     }
 
     pub fn matches(&self, p: &Payload) -> bool {
-        if let Some(c) = &self.category
-            && p.category.as_deref() != Some(c.as_str())
+        if !any_of(&self.category, p.category.as_deref())
+            || !any_of(&self.currency, p.currency.as_deref())
         {
             return false;
         }
@@ -69,6 +75,12 @@ impl Filter {
         }
         self.exclude_id.as_deref() != Some(p.product_id.as_str())
     }
+}
+
+/// Whether `value` passes a list condition: any value when the list is
+/// empty, else one of the list's.
+fn any_of(list: &[String], value: Option<&str>) -> bool {
+    list.is_empty() || value.is_some_and(|v| list.iter().any(|l| l == v))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

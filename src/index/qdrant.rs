@@ -152,6 +152,7 @@ impl QdrantIndex {
             .map_err(backend)?;
         for (field, kind) in [
             ("category", FieldType::Keyword),
+            ("currency", FieldType::Keyword),
             ("price", FieldType::Float),
             ("product_id", FieldType::Keyword),
         ] {
@@ -223,8 +224,12 @@ impl QdrantIndex {
 
     fn filter(f: &Filter) -> Option<qdrant_client::qdrant::Filter> {
         let mut must = Vec::new();
-        if let Some(c) = &f.category {
-            must.push(Condition::matches("category", c.clone()));
+        // A list of keywords matches any of them (Qdrant's `match: {any}`),
+        // which is what `Filter::matches` does on the embedded index.
+        for (field, values) in [("category", &f.category), ("currency", &f.currency)] {
+            if !values.is_empty() {
+                must.push(Condition::matches(field, values.clone()));
+            }
         }
         if f.min_price.is_some() || f.max_price.is_some() {
             must.push(Condition::range(

@@ -1,6 +1,10 @@
-//! Shopper-facing search: by image (embed the query, then search) and by
-//! product (reuse the stored vector: no re-embedding). Owns filters as the
-//! API takes them and the shape of results.
+//! Shopper-facing search: by image (embed the query, then search), by
+//! product (reuse the stored vector: no re-embedding) and by text (the
+//! metadata database's full-text index: [`text`]). Owns filters and paging
+//! as the API takes them and the shape of results: every search answers a
+//! [`SearchPage`].
+
+pub mod text;
 
 use std::sync::Arc;
 
@@ -8,12 +12,15 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    db::Db,
     embed::{EmbedError, EmbedService},
     index::{Filter, Hit, IndexError, VectorIndex},
 };
 
 pub const DEFAULT_LIMIT: usize = 10;
 pub const MAX_LIMIT: usize = 100;
+/// Deepest page start: past it a search is a crawl, not a shopper.
+pub const MAX_OFFSET: usize = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -27,17 +34,65 @@ pub enum SearchError {
     Index(#[from] IndexError),
     #[error("{0}")]
     InvalidFilter(String),
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("text search: {0}")]
+    Db(#[from] sqlx::Error),
 }
 
-/// Query-string filters shared by every search endpoint.
+/// Query-string filters and paging shared by every search endpoint.
+///
+/// `category` and `currency` each take several values: comma-separated
+/// (`category=a,b`), or repeated when the request goes through
+/// `http::search` (which joins repeats with commas first). A result passes
+/// when its value is any of them.
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct SearchParams {
+    /// Results per page, 1 to [`MAX_LIMIT`] (clamped); default
+    /// [`DEFAULT_LIMIT`].
     pub limit: Option<usize>,
-    pub category: Option<String>,
+    /// Results to skip, up to [`MAX_OFFSET`] (more is refused).
+    pub offset: Option<usize>,
+    #[serde(default, deserialize_with = "comma_list")]
+    pub category: Vec<String>,
+    #[serde(default, deserialize_with = "comma_list")]
+    pub currency: Vec<String>,
     #[serde(default, deserialize_with = "finite")]
     pub min_price: Option<f64>,
     #[serde(default, deserialize_with = "finite")]
     pub max_price: Option<f64>,
+}
+
+/// `a,b` → `["a", "b"]`, without empty or surrounding-blank items.
+fn comma_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    Ok(s.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
+/// One page of results, in the same shape for every search: `next_offset`
+/// is where the next page starts, or `None` after the last one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SearchPage {
+    pub results: Vec<SearchResult>,
+    pub next_offset: Option<usize>,
+}
+
+impl SearchPage {
+    /// A page from up to `limit + 1` results that start at `offset`: the
+    /// extra one only says that there is a next page.
+    fn from_window(mut results: Vec<SearchResult>, offset: usize, limit: usize) -> Self {
+        let more = results.len() > limit;
+        results.truncate(limit);
+        let next_offset = (more && offset + limit <= MAX_OFFSET).then_some(offset + limit);
+        Self {
+            results,
+            next_offset,
+        }
+    }
 }
 
 /// A price bound must be a finite number: `NaN` compares false with every
@@ -58,6 +113,16 @@ impl SearchParams {
         self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
     }
 
+    /// Where the page starts; refuses one past [`MAX_OFFSET`].
+    pub fn offset(&self) -> Result<usize, SearchError> {
+        match self.offset.unwrap_or(0) {
+            o if o > MAX_OFFSET => Err(SearchError::InvalidFilter(format!(
+                "offset ({o}) is past the deepest page start ({MAX_OFFSET})"
+            ))),
+            o => Ok(o),
+        }
+    }
+
     pub fn filter(&self) -> Result<Filter, SearchError> {
         if let (Some(lo), Some(hi)) = (self.min_price, self.max_price)
             && lo > hi
@@ -67,7 +132,8 @@ impl SearchParams {
             )));
         }
         Ok(Filter {
-            category: self.category.clone().filter(|c| !c.is_empty()),
+            category: self.category.clone(),
+            currency: self.currency.clone(),
             min_price: self.min_price,
             max_price: self.max_price,
             exclude_id: None,
@@ -102,11 +168,12 @@ impl From<Hit> for SearchResult {
 pub struct SearchService {
     index: Arc<dyn VectorIndex>,
     embed: EmbedService,
+    db: Db,
 }
 
 impl SearchService {
-    pub fn new(index: Arc<dyn VectorIndex>, embed: EmbedService) -> Self {
-        Self { index, embed }
+    pub fn new(index: Arc<dyn VectorIndex>, embed: EmbedService, db: Db) -> Self {
+        Self { index, embed, db }
     }
 
     /// Products that look like `product_id`, never including itself.
@@ -114,7 +181,9 @@ impl SearchService {
         &self,
         product_id: &str,
         params: &SearchParams,
-    ) -> Result<Vec<SearchResult>, SearchError> {
+    ) -> Result<SearchPage, SearchError> {
+        let filter = params.filter()?;
+        let offset = params.offset()?;
         let vector = self
             .index
             .get_vector(product_id)
@@ -122,10 +191,10 @@ impl SearchService {
             .ok_or_else(|| SearchError::NotIndexed(product_id.to_string()))?;
         let filter = Filter {
             exclude_id: Some(product_id.to_string()),
-            ..params.filter()?
+            ..filter
         };
-        let hits = self.index.search(&vector, &filter, params.limit()).await?;
-        Ok(hits.into_iter().map(SearchResult::from).collect())
+        self.vector_page(&vector, &filter, offset, params.limit())
+            .await
     }
 
     /// Products that look like the image in `bytes`.
@@ -133,14 +202,48 @@ impl SearchService {
         &self,
         bytes: Bytes,
         params: &SearchParams,
-    ) -> Result<Vec<SearchResult>, SearchError> {
+    ) -> Result<SearchPage, SearchError> {
         let filter = params.filter()?;
+        let offset = params.offset()?;
         let vector = self.embed.embed(bytes).await.map_err(|e| match e {
             EmbedError::Image(_) => SearchError::Image(e),
             other => SearchError::Embed(other),
         })?;
-        let hits = self.index.search(&vector, &filter, params.limit()).await?;
-        Ok(hits.into_iter().map(SearchResult::from).collect())
+        self.vector_page(&vector, &filter, offset, params.limit())
+            .await
+    }
+
+    /// Products whose title, description or category match the words of
+    /// `q` (see [`text`]), best match first.
+    pub async fn text(&self, q: &str, params: &SearchParams) -> Result<SearchPage, SearchError> {
+        let filter = params.filter()?;
+        let offset = params.offset()?;
+        let terms = text::terms(q)?;
+        let limit = params.limit();
+        let results = text::search(&self.db, &terms, &filter, offset, limit + 1).await?;
+        Ok(SearchPage::from_window(results, offset, limit))
+    }
+
+    /// A page of the vector ranking: the index returns the best
+    /// `offset + limit + 1` and the page is cut from them, so that pages
+    /// are slices of one ranking (best first, as the index orders it).
+    async fn vector_page(
+        &self,
+        vector: &[f32],
+        filter: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<SearchPage, SearchError> {
+        let hits = self
+            .index
+            .search(vector, filter, offset + limit + 1)
+            .await?;
+        let results = hits
+            .into_iter()
+            .skip(offset)
+            .map(SearchResult::from)
+            .collect();
+        Ok(SearchPage::from_window(results, offset, limit))
     }
 }
 
@@ -169,5 +272,38 @@ mod tests {
         let p = parse("min_price=1.5&max_price=10").unwrap();
         assert_eq!((p.min_price, p.max_price), (Some(1.5), Some(10.0)));
         assert!(parse("").unwrap().min_price.is_none());
+    }
+
+    #[test]
+    fn lists_are_comma_separated_and_offsets_bounded() {
+        let p = parse("category=a,%20b,,c&currency=KGS").unwrap();
+        assert_eq!(p.category, ["a", "b", "c"]);
+        assert_eq!(p.currency, ["KGS"]);
+        assert!(parse("").unwrap().category.is_empty());
+        assert_eq!(parse("offset=1000").unwrap().offset().unwrap(), 1000);
+        assert!(parse("offset=1001").unwrap().offset().is_err());
+        assert!(parse("offset=-1").is_err());
+    }
+
+    fn result(id: usize) -> SearchResult {
+        SearchResult {
+            product_id: format!("p{id}"),
+            score: 0.0,
+            title: None,
+            category: None,
+            price: None,
+            currency: None,
+        }
+    }
+
+    #[test]
+    fn a_page_says_where_the_next_one_starts() {
+        let page = SearchPage::from_window((0..11).map(result).collect(), 20, 10);
+        assert_eq!((page.results.len(), page.next_offset), (10, Some(30)));
+        let last = SearchPage::from_window((0..10).map(result).collect(), 20, 10);
+        assert_eq!(last.next_offset, None);
+        // No next page past the deepest page start.
+        let deep = SearchPage::from_window((0..11).map(result).collect(), 995, 10);
+        assert_eq!(deep.next_offset, None);
     }
 }

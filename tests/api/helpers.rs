@@ -341,6 +341,11 @@ impl TestApp {
         body["data"].clone()
     }
 
+    /// The app's inbox, to store events as a provider would.
+    pub fn inbox(&self) -> &vitrine::inbox::Inbox {
+        self.due.as_ref().expect("the app is running").inbox()
+    }
+
     /// Drives the inbox until `done` holds: each round processes whatever
     /// is due in this task, then checks. Fails at once, with `what()`, when
     /// the inbox has nothing left to do and `done` still does not hold, and

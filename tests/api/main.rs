@@ -2,17 +2,23 @@
 //! spawns the real application on random ports. Needs the assets from
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
+mod auth_walk;
 mod channels;
 mod cli;
+mod crm;
 mod edges;
 mod event_audit;
 mod failures;
 mod fetch;
 mod helpers;
+mod hostile_images;
+mod inbox_ops;
 mod ordering;
 mod pipeline;
 mod reindex;
+mod reliability;
 mod restart;
 mod s3;
 mod scale;
+mod search;
 mod webhooks;

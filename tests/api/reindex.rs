@@ -92,11 +92,17 @@ async fn reindex_flow(qdrant: Option<String>) {
     );
     assert_eq!(report.model_version, version_b);
 
-    // Resumable: a second run finds everything done.
     let again = vitrine::commands::reindex::run(&settings_b, |_, _| {})
         .await
         .unwrap();
-    assert_eq!((again.embedded, again.skipped), (0, 4), "{again:?}");
+    if qdrant.is_some() {
+        // Qdrant: the version's collection again, where everything is.
+        assert_eq!((again.embedded, again.skipped), (0, 4), "{again:?}");
+    } else {
+        // Embedded: every run builds a fresh folder, never the live one.
+        assert_eq!((again.embedded, again.skipped), (4, 0), "{again:?}");
+        assert_ne!(again.target, report.target);
+    }
 
     // Switch over: an instance on model B serves B's vectors.
     let Stopped {
@@ -123,7 +129,8 @@ async fn reindex_flow(qdrant: Option<String>) {
                 &app_b.settings,
             ))
             .unwrap();
-            assert!(live.ends_with(&version_b[..12]), "LIVE = {live}");
+            assert!(live.contains(&version_b[..12]), "LIVE = {live}");
+            assert_eq!(again.target, format!("embedded index {live}"));
         }
         None => {
             let info = ModelInfo::load(&app_b.settings.embed.model_dir).unwrap();
@@ -133,6 +140,106 @@ async fn reindex_flow(qdrant: Option<String>) {
             assert_eq!(opened.live_target().await.unwrap(), Some(opened.name()));
         }
     }
+}
+
+/// The audit's case: `vitrine reindex` with an unchanged model while
+/// `serve` runs. It used to open the live folder itself (the server's); now
+/// it builds a fresh folder beside it, the running server keeps answering
+/// from its own, and a restarted server opens the new one. An interrupted
+/// run is resumed by the next one, in the same folder.
+#[tokio::test]
+async fn reindex_with_an_unchanged_model_builds_beside_the_running_server() {
+    let app = spawn_app_with(|_| {}).await;
+    if app.settings.qdrant.is_some() {
+        eprintln!("SKIPPED: embedded-index folders (the suite runs on Qdrant)");
+        return;
+    }
+    let photos = photos();
+    for (name, bytes) in photos.iter().take(3) {
+        app.images.put(name, bytes.clone());
+        app.send(&event(
+            "product.created",
+            &format!("c-{name}"),
+            name,
+            "2026-11-22T10:00:00Z",
+            json!({"title": name, "category": "x", "image_key": name}),
+        ))
+        .await;
+    }
+    for (name, _) in photos.iter().take(3) {
+        app.wait_product(name, "indexed").await;
+    }
+    let root = vitrine::app::index_root(&app.settings);
+    let serving = vitrine::index::embedded::live::read_live(&root).unwrap();
+
+    // Interrupted after its first product (a panic stands in for a crash).
+    let s = app.settings.clone();
+    let crashed = tokio::spawn(async move {
+        vitrine::commands::reindex::run(&s, |done, _| {
+            assert!(done < 1, "interrupted");
+        })
+        .await
+    })
+    .await;
+    assert!(crashed.is_err(), "the first run was interrupted");
+    let building: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("BUILDING").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(building.len(), 1, "{building:?}");
+    assert_ne!(building[0], serving);
+    // A crashed process's lock goes with it; here the interrupted task's
+    // last blocking index call may still be finishing.
+    let lock = std::fs::File::open(root.join(&building[0]).join("LOCK")).unwrap();
+    for _ in 0..100 {
+        if lock.try_lock().is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    lock.unlock().unwrap();
+    drop(lock);
+
+    let report = vitrine::commands::reindex::run(&app.settings, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(report.target, format!("embedded index {}", building[0]));
+    assert!(report.skipped >= 1, "resumed: {report:?}");
+    assert_eq!(report.embedded + report.skipped, 3, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    let live = vitrine::index::embedded::live::read_live(&root).unwrap();
+    assert_eq!(live, building[0]);
+    assert!(!root.join(&live).join("BUILDING").exists());
+
+    // The running server still answers, from the folder it opened.
+    let (probe, probe_bytes) = &photos[0];
+    let body = app.search_image_body(probe_bytes.clone(), "limit=1").await;
+    assert_eq!(body["results"][0]["product_id"], probe.as_str());
+
+    // Restarted, it serves the new folder, with every product.
+    let Stopped {
+        settings,
+        images,
+        tmp,
+        ..
+    } = app.stop().await;
+    let app = start(settings, images, tmp).await;
+    let (_, h) = app.get_json("/api/v1/health").await;
+    assert_eq!(h["index"]["points"], 3, "{h}");
+    let body = app.search_image_body(probe_bytes.clone(), "limit=1").await;
+    assert_eq!(body["results"][0]["product_id"], probe.as_str());
+    assert_eq!(
+        vitrine::app::index_dir(
+            &app.settings,
+            &ModelInfo::load(&app.settings.embed.model_dir).unwrap()
+        )
+        .file_name()
+        .unwrap()
+        .to_string_lossy(),
+        live
+    );
 }
 
 #[tokio::test]

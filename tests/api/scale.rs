@@ -19,6 +19,17 @@ pub(crate) struct Instance {
     pub(crate) url: String,
 }
 
+impl Instance {
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `Some` once the process has exited (a crash, for a server).
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
 impl Drop for Instance {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -47,6 +58,18 @@ pub(crate) async fn spawn_instance(
     data: &Path,
     images: &ImageServer,
     alias: &str,
+) -> Instance {
+    spawn_instance_with(db, data, images, alias, &[]).await
+}
+
+/// [`spawn_instance`] with extra environment variables (set last, so they
+/// override the defaults above them).
+pub(crate) async fn spawn_instance_with(
+    db: &str,
+    data: &Path,
+    images: &ImageServer,
+    alias: &str,
+    extra_env: &[(&str, &str)],
 ) -> Instance {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let port = free_port();
@@ -78,6 +101,7 @@ pub(crate) async fn spawn_instance(
             .env("VITRINE_WORKER_CONCURRENCY", "8")
             .env("QDRANT_URL", shared_qdrant().unwrap_or_default())
             .env("VITRINE_QDRANT_ALIAS", alias)
+            .envs(extra_env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

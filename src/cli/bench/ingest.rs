@@ -91,7 +91,7 @@ pub async fn ingest(settings: &Settings, opts: &IngestOptions) -> anyhow::Result
     // The ceiling's input: the same images, preprocessed beforehand.
     let tensor = {
         let (embedder, inputs) = (embedder.clone(), inputs.clone());
-        tokio::task::spawn_blocking(move || pretensor(&embedder, &inputs, max_pixels)).await??
+        tokio::task::spawn_blocking(move || pretensor(&embedder, &inputs)).await??
     };
     let tensor = Arc::new(tensor);
 
@@ -156,12 +156,12 @@ pub async fn ingest(settings: &Settings, opts: &IngestOptions) -> anyhow::Result
 }
 
 /// Preprocesses every input into one back-to-back tensor.
-fn pretensor(embedder: &Embedder, inputs: &[Bytes], max_pixels: u64) -> anyhow::Result<Vec<f32>> {
+fn pretensor(embedder: &Embedder, inputs: &[Bytes]) -> anyhow::Result<Vec<f32>> {
     let sample = embedder.sample_len();
     let manifest = &embedder.info().manifest;
     let mut tensor = vec![0f32; inputs.len() * sample];
     for (bytes, out) in inputs.iter().zip(tensor.chunks_exact_mut(sample)) {
-        preprocess::preprocess(bytes, manifest, max_pixels, out)?;
+        preprocess::preprocess(bytes, manifest, embedder.decode_limits(), out)?;
     }
     Ok(tensor)
 }

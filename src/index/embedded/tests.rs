@@ -62,10 +62,10 @@ fn finds_filters_deletes_and_survives_reopen() {
     assert!((hits[0].score - 1.0).abs() < 1e-5);
 
     let f = Filter {
-        category: Some("even".into()),
+        category: vec!["even".into()],
         min_price: Some(10.0),
         max_price: Some(50.0),
-        exclude_id: None,
+        ..Filter::default()
     };
     let hits = idx.search_sync(&q, &f, 100).unwrap();
     assert_eq!(hits.len(), 21);
@@ -305,14 +305,14 @@ fn binary_stage_keeps_recall_and_filters_stay_exact() {
     // ~2000 match, and most queries' own clusters do not: filters take
     // the exact path; only matching items come back (`recall` checks).
     let common = Filter {
-        category: Some("c1".into()),
+        category: vec!["c1".into()],
         ..Filter::default()
     };
     assert_eq!(recall(&idx, &vs, &common, plan), 1.0);
 
     // 18 match: every one is found, however far from the query.
     let rare = Filter {
-        category: Some("rare".into()),
+        category: vec!["rare".into()],
         ..Filter::default()
     };
     let hits = idx.search_with(&vs[500].1, &rare, 50, plan).unwrap();

@@ -1,0 +1,218 @@
+//! Text search over the catalog, in the metadata database: SQLite FTS5 on
+//! the embedded default, PostgreSQL full-text search (`tsvector`, GIN,
+//! `simple` configuration) at scale. Both indexes are kept in step with the
+//! `products` rows by triggers (migrations `20261201000100_*`), so this
+//! module only reads; it owns those tables and how a query becomes a match
+//! expression. No inverted index of our own.
+//!
+//! A query is split into words (runs of letters and digits), lower-cased,
+//! with Cyrillic ё read as е; every word must match, as a prefix (so
+//! "чайн" finds "чайник" while the shopper types, and "sneaker" finds
+//! "sneakers": prefix matching stands in for stemming, which no one
+//! configuration does for Russian, Kyrgyz and English alike). Case and diacritics are folded by the
+//! engine on both sides: FTS5's `unicode61 remove_diacritics 2`,
+//! PostgreSQL's `unaccent` plus `simple`'s lower-casing.
+
+use sqlx::Row;
+
+use super::{SearchError, SearchResult};
+use crate::{
+    db::{Backend, Db},
+    index::Filter,
+};
+
+/// Longest query accepted, in characters; longer is a 422.
+pub const MAX_QUERY_CHARS: usize = 256;
+/// Words of a query that count; the rest are ignored (a query is a few
+/// words; a pasted paragraph must not become a 200-term conjunction).
+pub const MAX_TERMS: usize = 12;
+
+/// The words of a query, folded as the index folds them. Refuses a query
+/// with no word at all, or one past [`MAX_QUERY_CHARS`].
+pub fn terms(q: &str) -> Result<Vec<String>, SearchError> {
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(SearchError::InvalidQuery(format!(
+            "q is longer than {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    let words: Vec<String> = q
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(fold)
+        .take(MAX_TERMS)
+        .collect();
+    if words.is_empty() {
+        return Err(SearchError::InvalidQuery(
+            "q must contain at least one word (letters or digits)".into(),
+        ));
+    }
+    Ok(words)
+}
+
+/// Lower-cases and reads ё as е, which FTS5's diacritics folding leaves
+/// alone (the SQLite triggers write ё as е; PostgreSQL's `unaccent` does it
+/// itself). The rest of the folding is the engine's, on both sides.
+pub fn fold(word: &str) -> String {
+    word.to_lowercase().replace('ё', "е")
+}
+
+/// An FTS5 match expression: every word, each as a prefix. The words hold
+/// only letters and digits, so quoting each makes it a plain string to FTS5
+/// whatever it says (`AND`, `NEAR`, a column name).
+fn fts5_expression(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("\"{t}\"*"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// A `to_tsquery` expression: every word, each as a prefix (`:*`). Quoted
+/// as tsquery lexemes; the words hold only letters and digits.
+fn tsquery_expression(terms: &[String]) -> String {
+    terms
+        .iter()
+        .map(|t| format!("'{t}':*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
+
+/// The SQL of the filter conditions on `p` (products), with placeholders
+/// numbered from `next`; pushes the values to bind in order.
+fn filter_sql(filter: &Filter, next: &mut usize, binds: &mut Vec<Bind>) -> String {
+    let mut sql = String::new();
+    let mut list = |column: &str, values: &[String], binds: &mut Vec<Bind>, sql: &mut String| {
+        if values.is_empty() {
+            return;
+        }
+        let marks: Vec<String> = values
+            .iter()
+            .map(|v| {
+                binds.push(Bind::Text(v.clone()));
+                *next += 1;
+                format!("${}", *next - 1)
+            })
+            .collect();
+        sql.push_str(&format!(" AND p.{column} IN ({})", marks.join(", ")));
+    };
+    list("category", &filter.category, binds, &mut sql);
+    list("currency", &filter.currency, binds, &mut sql);
+    for (op, bound) in [(">=", filter.min_price), ("<=", filter.max_price)] {
+        if let Some(b) = bound {
+            binds.push(Bind::Float(b));
+            sql.push_str(&format!(" AND p.price {op} ${next}"));
+            *next += 1;
+        }
+    }
+    if let Some(id) = &filter.exclude_id {
+        binds.push(Bind::Text(id.clone()));
+        sql.push_str(&format!(" AND p.product_id <> ${next}"));
+        *next += 1;
+    }
+    sql
+}
+
+enum Bind {
+    Text(String),
+    Float(f64),
+}
+
+/// Relative weights of a match in the title, the description and the
+/// category (FTS5's `bm25` column weights; PostgreSQL's A, C and B).
+const SQLITE_BM25: &str = "bm25(product_text, 0.0, 10.0, 1.0, 4.0)";
+
+/// Products matching every term and `filter`, best match first, ties by
+/// product id (so pages are stable): `limit` of them from `offset`. The
+/// score is the engine's relevance (FTS5's negated `bm25`, PostgreSQL's
+/// `ts_rank_cd`): higher is better, comparable within one search only.
+pub async fn search(
+    db: &Db,
+    terms: &[String],
+    filter: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<SearchResult>, sqlx::Error> {
+    let mut binds = vec![];
+    let mut next = 2;
+    let conditions = filter_sql(filter, &mut next, &mut binds);
+    let (expression, sql) = match db.backend() {
+        Backend::Sqlite => (
+            fts5_expression(terms),
+            format!(
+                "SELECT p.product_id, p.title, p.category, p.price, p.currency, \
+                   -{SQLITE_BM25} AS score \
+                 FROM product_text t JOIN products p ON p.product_id = t.product_id \
+                 WHERE product_text MATCH $1{conditions} \
+                 ORDER BY score DESC, p.product_id LIMIT ${next} OFFSET ${}",
+                next + 1
+            ),
+        ),
+        Backend::Postgres => (
+            tsquery_expression(terms),
+            format!(
+                "SELECT p.product_id, p.title, p.category, p.price, p.currency, \
+                   CAST(ts_rank_cd(s.document, q) AS DOUBLE PRECISION) AS score \
+                 FROM product_search s JOIN products p ON p.product_id = s.product_id, \
+                   to_tsquery('simple', unaccent($1)) q \
+                 WHERE s.document @@ q{conditions} \
+                 ORDER BY score DESC, p.product_id LIMIT ${next} OFFSET ${}",
+                next + 1
+            ),
+        ),
+    };
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(expression);
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s),
+            Bind::Float(f) => query.bind(f),
+        };
+    }
+    let rows = query
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .fetch_all(db.reader())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SearchResult {
+                product_id: r.try_get("product_id")?,
+                score: r.try_get::<f64, _>("score")? as f32,
+                title: r.try_get("title")?,
+                category: r.try_get("category")?,
+                price: r.try_get("price")?,
+                currency: r.try_get("currency")?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_become_folded_words() {
+        assert_eq!(
+            terms("Чайник, ЗАВАРОЧНЫЙ!").unwrap(),
+            ["чайник", "заварочный"]
+        );
+        assert_eq!(
+            terms("Ёлка red-sneakers").unwrap(),
+            ["елка", "red", "sneakers"]
+        );
+        assert!(terms(" ,.!? ").is_err());
+        assert!(terms(&"a".repeat(MAX_QUERY_CHARS + 1)).is_err());
+        let many = (0..40)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(terms(&many).unwrap().len(), MAX_TERMS);
+    }
+
+    #[test]
+    fn match_expressions_quote_every_word_as_a_prefix() {
+        let t = terms("NEAR title: AND").unwrap();
+        assert_eq!(fts5_expression(&t), r#""near"* AND "title"* AND "and"*"#);
+        assert_eq!(tsquery_expression(&t), "'near':* & 'title':* & 'and':*");
+    }
+}
