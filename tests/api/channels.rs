@@ -741,3 +741,28 @@ async fn a_whatsapp_photo_is_answered_with_a_list_and_statuses_are_tracked() {
         .await;
     assert_eq!(ev["outcome"], "message wamid.out.4 is read", "{ev}");
 }
+
+#[tokio::test]
+async fn a_text_naming_a_title_word_lists_that_product_first() {
+    let (app, fake) = spawn_bots().await;
+    load_catalog(&app, 8).await;
+    let text = json!({"update_id": 700, "message": {"message_id": 1, "date": 1, "text": "baboon",
+        "chat": {"id": 9, "type": "private"},
+        "from": {"id": 9, "is_bot": false, "first_name": "A", "language_code": "en"}}});
+    let t: Value = app
+        .post_telegram("", Some(TG_SECRET), text.to_string().as_bytes())
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ev = app.wait_event_done(t["task_id"].as_str().unwrap()).await;
+    assert_eq!(ev["status"], "completed", "{ev}");
+    let sends = fake.sends();
+    let msg = sends
+        .iter()
+        .find(|c| c.method == "sendMessage")
+        .expect("a reply");
+    let body = msg.body["text"].as_str().unwrap();
+    let first = body.lines().find(|l| l.starts_with("1. ")).unwrap_or("");
+    assert!(first.contains("Product baboon"), "{body}");
+}
