@@ -50,7 +50,7 @@ impl Shop {
     /// it is not a readable image.
     pub async fn by_image(&self, bytes: Bytes) -> Result<Input, HandlerError> {
         match self.search.by_image(bytes, &self.params()).await {
-            Ok(found) => Ok(Input::Found(self.items(found).await?)),
+            Ok(page) => Ok(Input::Found(self.items(page.results).await?)),
             Err(SearchError::Image(e)) => {
                 tracing::info!(error = %e, "a shopper's photo is not a readable image");
                 Ok(Input::BadPhoto)
@@ -59,10 +59,14 @@ impl Shop {
         }
     }
 
-    /// Searches with free text. Text search is not in the core yet: until
-    /// it is, the shopper is asked for a photo.
-    pub async fn by_text(&self, _query: &str) -> Result<Input, HandlerError> {
-        Ok(Input::TextSearchUnavailable)
+    /// Searches with free text ([`SearchService::text`]). A query the text
+    /// search refuses (no searchable words) is not understood.
+    pub async fn by_text(&self, query: &str) -> Result<Input, HandlerError> {
+        match self.search.text(query, &self.params()).await {
+            Ok(page) => Ok(Input::Found(self.items(page.results).await?)),
+            Err(SearchError::InvalidQuery(_) | SearchError::InvalidFilter(_)) => Ok(Input::Unclear),
+            Err(e) => Err(HandlerError::transient("the search failed").with_detail(e.to_string())),
+        }
     }
 
     async fn items(&self, found: Vec<SearchResult>) -> Result<Vec<Item>, HandlerError> {

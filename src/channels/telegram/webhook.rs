@@ -83,6 +83,7 @@ async fn store(
             event_subtype: None,
             entity_type: meta.chat_id.map(|_| "telegram_chat".to_string()),
             entity_id: meta.chat_id.map(|c| format!("{}:{c}", bot.id)),
+            org: Some(bot.id.clone()),
             payload,
         })
         .await?;

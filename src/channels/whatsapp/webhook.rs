@@ -86,6 +86,7 @@ pub async fn receive(
                 .from
                 .as_ref()
                 .map(|f| format!("{}:{f}", p.phone_number_id.as_deref().unwrap_or(""))),
+            org: p.phone_number_id.clone(),
             payload: p.payload.to_string(),
         })
     });
