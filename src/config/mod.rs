@@ -15,8 +15,8 @@
 //! This module depends on nothing else in the crate: each capability builds
 //! its client from its own section.
 
-mod crm;
 mod channels;
+mod crm;
 mod secret;
 mod sections;
 mod values;
@@ -30,8 +30,8 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use crm::CrmSettings;
 pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
+pub use crm::CrmSettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
     BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
