@@ -260,6 +260,7 @@ async fn one_stored_event_per_change_with_subtype_entity_and_org() {
     let stored = app.event_record(company["task_id"].as_str().unwrap()).await;
     assert_eq!(stored["payload"]["fields"]["x_unknown"], "kept");
     assert_eq!(stored["payload"]["org"], "default");
+    assert_eq!(stored["org"], "default");
     assert_eq!(stored["payload"]["account_subdomain"], "acme");
     // A second organisation from the database, pinned to its account.
     let (code, _) = admin_send(
@@ -277,6 +278,12 @@ async fn one_stored_event_per_change_with_subtype_entity_and_org() {
     )
     .await;
     assert_eq!((code, resp["organisation"].clone()), (200, json!("beta")));
+    // The history filters on the organisation.
+    let (_, beta) = app
+        .admin_get_json("/api/v1/events?provider=kommo&org=beta")
+        .await;
+    assert_eq!(beta["data"].as_array().unwrap().len(), 1, "{beta}");
+    assert_eq!(beta["data"][0]["entity_id"], "5");
     let (code, _) = deliver(
         &app,
         "beta-secret-0123456789",

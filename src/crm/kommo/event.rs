@@ -100,6 +100,7 @@ impl KommoEvent {
             entity_type: Some(self.entity_type.clone()),
             org: Some(self.org.clone()),
             entity_id: self.entity_id.clone(),
+            org: Some(self.org.clone()),
             payload: serde_json::to_string(self).expect("JSON values serialise"),
         }
     }
@@ -124,6 +125,7 @@ mod tests {
         assert_eq!(n.event_subtype.as_deref(), Some("lead_status_changed"));
         assert_eq!(n.entity_type.as_deref(), Some("lead"));
         assert_eq!(n.entity_id.as_deref(), Some("1"));
+        assert_eq!(n.org.as_deref(), Some("acme"));
         let back: KommoEvent = serde_json::from_str(&n.payload).unwrap();
         assert_eq!(back, evs[0]);
         assert_eq!(back.extra["x"]["y"], "z");
