@@ -15,6 +15,7 @@
 //! This module depends on nothing else in the crate: each capability builds
 //! its client from its own section.
 
+mod replay;
 mod secret;
 mod sections;
 mod values;
@@ -28,6 +29,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use replay::ReplaySettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
     BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
@@ -53,6 +55,7 @@ pub struct Settings {
     pub index: IndexSettings,
     pub worker: WorkerSettings,
     pub inbox: InboxSettings,
+    pub replay: ReplaySettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
 }
@@ -71,6 +74,7 @@ impl Default for Settings {
             index: IndexSettings::default(),
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
+            replay: ReplaySettings::default(),
             bakai: BakaiSettings::default(),
         }
     }
@@ -214,6 +218,13 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "VITRINE_INBOX_PURGE_INTERVAL_SECS",
         None,
     ),
+    ("replay.max_events", "VITRINE_REPLAY_MAX_EVENTS", None),
+    ("replay.batch_size", "VITRINE_REPLAY_BATCH_SIZE", None),
+    (
+        "replay.batch_pause_ms",
+        "VITRINE_REPLAY_BATCH_PAUSE_MS",
+        None,
+    ),
 ];
 
 /// The environment as a nested dictionary of raw strings. figment's `Env`
@@ -299,6 +310,9 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.embed.batch == 0 {
             return Err(invalid("embed.batch", "must be at least 1"));
+        }
+        if self.replay.batch_size == 0 {
+            return Err(invalid("replay.batch_size", "must be at least 1"));
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
@@ -475,7 +489,9 @@ mod tests {
                         || k.ends_with("retention_days")
                         || k.ends_with("retries")
                         || k.ends_with("shards")
-                        || k.ends_with("replication") =>
+                        || k.ends_with("replication")
+                        || k.ends_with("max_events")
+                        || k.ends_with("batch_size") =>
                     {
                         "2"
                     }
