@@ -98,7 +98,9 @@ impl IntoResponse for ApiError {
 impl From<InboxError> for ApiError {
     fn from(e: InboxError) -> Self {
         match e {
-            InboxError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            InboxError::NotFound(_) | InboxError::JobNotFound(_) => {
+                ApiError::NotFound(e.to_string())
+            }
             InboxError::Busy(_) => ApiError::Conflict(e.to_string()),
             InboxError::Closed => ApiError::Unavailable(e.to_string()),
             InboxError::Db(_) => ApiError::Internal(e.into()),

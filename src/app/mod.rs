@@ -26,7 +26,7 @@ use crate::{
         limits::UploadPermits,
         serve::{ConnLimits, serve},
     },
-    inbox::{Inbox, WorkerConfig, worker::Handlers},
+    inbox::{Inbox, ReplayLimits, WorkerConfig, worker::Handlers},
     provider::{Core, Provider},
     search::SearchService,
     telemetry,
@@ -112,6 +112,11 @@ impl Application {
             admin_token: core.settings.server.admin_token.clone(),
             max_upload_bytes: core.settings.fetch.max_bytes,
             upload_permits: UploadPermits::new(core.settings.server.max_search_uploads),
+            replay: ReplayLimits {
+                cap: core.settings.replay.max_events,
+                batch: core.settings.replay.batch_size,
+                pause: core.settings.replay.batch_pause(),
+            },
             providers: Arc::new(providers.iter().map(|p| (p.name(), p.status())).collect()),
         };
         Ok(Self {

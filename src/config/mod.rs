@@ -17,6 +17,7 @@
 
 mod channels;
 mod crm;
+mod replay;
 mod secret;
 mod sections;
 mod values;
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 
 pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
 pub use crm::CrmSettings;
+pub use replay::ReplaySettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
     BakaiSettings, DatabaseSettings, EmbedSettings, FetchSettings, HANDLER_SLACK, InboxSettings,
@@ -57,6 +59,7 @@ pub struct Settings {
     pub index: IndexSettings,
     pub worker: WorkerSettings,
     pub inbox: InboxSettings,
+    pub replay: ReplaySettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
     pub crm: CrmSettings,
@@ -79,6 +82,7 @@ impl Default for Settings {
             index: IndexSettings::default(),
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
+            replay: ReplaySettings::default(),
             bakai: BakaiSettings::default(),
             crm: CrmSettings::default(),
             channels: ChannelsSettings::default(),
@@ -312,6 +316,13 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "VITRINE_WHATSAPP_GRAPH_BASE_URL",
         Some("WHATSAPP_GRAPH_BASE_URL"),
     ),
+    ("replay.max_events", "VITRINE_REPLAY_MAX_EVENTS", None),
+    ("replay.batch_size", "VITRINE_REPLAY_BATCH_SIZE", None),
+    (
+        "replay.batch_pause_ms",
+        "VITRINE_REPLAY_BATCH_PAUSE_MS",
+        None,
+    ),
 ];
 
 /// The environment as a nested dictionary of raw strings. figment's `Env`
@@ -397,6 +408,9 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.embed.batch == 0 {
             return Err(invalid("embed.batch", "must be at least 1"));
+        }
+        if self.replay.batch_size == 0 {
+            return Err(invalid("replay.batch_size", "must be at least 1"));
         }
         if self.worker.concurrency == 0 {
             return Err(invalid("worker.concurrency", "must be at least 1"));
@@ -575,7 +589,9 @@ mod tests {
                         || k.ends_with("retries")
                         || k.ends_with("shards")
                         || k.ends_with("replication")
-                        || k.ends_with("results") =>
+                        || k.ends_with("results")
+                        || k.ends_with("max_events")
+                        || k.ends_with("batch_size") =>
                     {
                         "2"
                     }

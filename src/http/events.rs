@@ -1,5 +1,5 @@
-//! Admin event API: history, detail and manual retry, behind the bearer
-//! token `VITRINE_ADMIN_TOKEN`.
+//! Admin event API: history, detail (with every try), manual retry and
+//! bulk replay, behind the bearer token `VITRINE_ADMIN_TOKEN`.
 
 use axum::{
     extract::{Path, Request, State},
@@ -18,7 +18,7 @@ use super::{
 };
 use crate::{
     error::ApiError,
-    inbox::{EventQuery, EventStatus},
+    inbox::{EventFilter, EventQuery, EventStatus},
 };
 
 /// Middleware: the admin API fails closed when no token is configured.
@@ -90,18 +90,22 @@ fn nonempty(s: Option<String>) -> Option<String> {
     s.filter(|v| !v.trim().is_empty())
 }
 
-/// `GET /api/v1/events`
-pub async fn list(
-    State(st): State<AdminState>,
-    ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<ApiJson<Value>, ApiError> {
-    let status = nonempty(p.status)
+fn parse_status(s: Option<String>) -> Result<Option<EventStatus>, ApiError> {
+    nonempty(s)
         .map(|s| s.parse::<EventStatus>())
         .transpose()
         .map_err(|_| {
             let words: Vec<_> = EventStatus::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::Unprocessable(format!("status must be one of {}", words.join(", ")))
-        })?;
+        })
+}
+
+/// `GET /api/v1/events`
+pub async fn list(
+    State(st): State<AdminState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<ApiJson<Value>, ApiError> {
+    let status = parse_status(p.status)?;
     let page = p.page.unwrap_or(1).max(1);
     let limit = p.limit.unwrap_or(20).clamp(1, 100);
     let query = EventQuery {
@@ -128,13 +132,17 @@ pub async fn list(
     })))
 }
 
-/// `GET /api/v1/events/{id}`: with the full payload.
+/// `GET /api/v1/events/{id}`: with the full payload and every try,
+/// oldest first.
 pub async fn get(
     State(st): State<AdminState>,
     Path(id): Path<String>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let rec = st.inbox.get(&id).await?;
-    Ok(ApiJson(json!({ "data": rec.view(true) })))
+    let attempts = st.inbox.attempts(&id).await?;
+    Ok(ApiJson(
+        json!({ "data": rec.view_with_attempts(&attempts) }),
+    ))
 }
 
 /// `POST /api/v1/events/{id}/retry`
@@ -150,4 +158,90 @@ pub async fn retry(
         "message": "Event queued for another try",
         "data": rec.view(false),
     })))
+}
+
+/// The body of `POST /api/v1/events/replay`: the history API's filters,
+/// with the same names and the same rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayBody {
+    status: Option<String>,
+    provider: Option<String>,
+    event_type: Option<String>,
+    entity_type: Option<String>,
+    event_subtype: Option<String>,
+    org: Option<String>,
+    start_date: Option<String>,
+    end_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReplayParams {
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/events/replay[?dry_run=true]`: with `dry_run`, how many
+/// events the filter matches and how many a job would replay (the cap);
+/// without, starts the job (202) and returns it.
+pub async fn replay(
+    State(st): State<AdminState>,
+    ApiQuery(p): ApiQuery<ReplayParams>,
+    ApiJson(b): ApiJson<ReplayBody>,
+) -> Result<(axum::http::StatusCode, ApiJson<Value>), ApiError> {
+    let filter = EventFilter {
+        status: parse_status(b.status)?,
+        provider: nonempty(b.provider),
+        event_type: nonempty(b.event_type),
+        entity_type: nonempty(b.entity_type),
+        event_subtype: nonempty(b.event_subtype),
+        org: nonempty(b.org),
+        start_ms: nonempty(b.start_date)
+            .map(|s| parse_date("start_date", &s, false))
+            .transpose()?,
+        end_ms: nonempty(b.end_date)
+            .map(|s| parse_date("end_date", &s, true))
+            .transpose()?,
+    };
+    if p.dry_run {
+        let matched = st.inbox.replay_count(&filter).await?;
+        let cap = i64::try_from(st.replay.cap).unwrap_or(i64::MAX);
+        return Ok((
+            axum::http::StatusCode::OK,
+            ApiJson(json!({ "data": {
+                "dry_run": true,
+                "filter": filter,
+                "matched": matched,
+                "cap": cap,
+                "would_replay": matched.min(cap),
+            }})),
+        ));
+    }
+    let job = st
+        .inbox
+        .start_replay(filter, st.replay, st.wake.clone())
+        .await?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        ApiJson(json!({ "data": job })),
+    ))
+}
+
+/// `GET /api/v1/events/replay/{job_id}`: a job's progress.
+pub async fn replay_job(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    Ok(ApiJson(json!({ "data": st.inbox.replay_job(&id).await? })))
+}
+
+/// `POST /api/v1/events/replay/{job_id}/cancel`: the job stops before its
+/// next batch.
+pub async fn cancel_replay(
+    State(st): State<AdminState>,
+    Path(id): Path<String>,
+) -> Result<ApiJson<Value>, ApiError> {
+    Ok(ApiJson(
+        json!({ "data": st.inbox.cancel_replay(&id).await? }),
+    ))
 }

@@ -43,6 +43,12 @@ pub fn router(state: AppState, providers: Vec<Router>, server: &ServerSettings) 
         .route("/api/v1/events", get(events::list))
         .route("/api/v1/events/{id}", get(events::get))
         .route("/api/v1/events/{id}/retry", post(events::retry))
+        .route("/api/v1/events/replay", post(events::replay))
+        .route("/api/v1/events/replay/{job_id}", get(events::replay_job))
+        .route(
+            "/api/v1/events/replay/{job_id}/cancel",
+            post(events::cancel_replay),
+        )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             events::require_admin,

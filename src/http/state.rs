@@ -10,7 +10,11 @@ use tokio::sync::Notify;
 
 use super::limits::UploadPermits;
 use crate::{
-    config::Secret, db::Db, embed::EmbedService, inbox::Inbox, index::VectorIndex,
+    config::Secret,
+    db::Db,
+    embed::EmbedService,
+    inbox::{Inbox, ReplayLimits},
+    index::VectorIndex,
     search::SearchService,
 };
 
@@ -30,6 +34,8 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// Bound on search uploads in flight.
     pub upload_permits: UploadPermits,
+    /// How bulk replay jobs run (`[replay]`).
+    pub replay: ReplayLimits,
     /// Name and status of each mounted provider.
     pub providers: Arc<Vec<(&'static str, serde_json::Value)>>,
 }
@@ -40,6 +46,7 @@ pub struct AdminState {
     pub token: Option<Secret>,
     pub inbox: Inbox,
     pub wake: Arc<Notify>,
+    pub replay: ReplayLimits,
 }
 
 impl FromRef<AppState> for AdminState {
@@ -48,6 +55,7 @@ impl FromRef<AppState> for AdminState {
             token: s.admin_token.clone(),
             inbox: s.inbox.clone(),
             wake: s.wake.clone(),
+            replay: s.replay,
         }
     }
 }

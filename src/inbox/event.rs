@@ -18,6 +18,8 @@ pub enum InboxError {
     Db(#[from] sqlx::Error),
     #[error("event {0} not found")]
     NotFound(String),
+    #[error("replay job {0} not found")]
+    JobNotFound(String),
     #[error("event {0} is being processed right now; retry it once that attempt ends")]
     Busy(String),
     #[error("the inbox is shutting down")]

@@ -3,6 +3,7 @@
 //! waiting. Writes are in [`super::store`].
 
 use super::{
+    attempt::Attempt,
     event::{EventStatus, InboxError},
     record::EventRecord,
     store::Inbox,
@@ -36,6 +37,17 @@ impl Inbox {
         .ok_or_else(|| InboxError::NotFound(id.to_string()))
     }
 
+    /// Every try of an event, oldest first.
+    pub async fn attempts(&self, id: &str) -> Result<Vec<Attempt>, InboxError> {
+        Ok(sqlx::query_as(
+            "SELECT event_id, kind, started_at, ended_at, outcome, error \
+             FROM webhook_event_attempts WHERE event_id = $1 ORDER BY started_at, lease_token",
+        )
+        .bind(id)
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
     /// The newest not-yet-applied event for an entity, if any.
     pub async fn latest_unprocessed(
         &self,
@@ -63,11 +75,7 @@ impl Inbox {
     pub async fn list(&self, q: &EventQuery) -> Result<(Vec<EventRecord>, i64), InboxError> {
         macro_rules! filters {
             () => {
-                " FROM webhook_events WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR provider = $2) AND ($3 IS NULL OR event_type = $3) \
-                 AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at <= $5) \
-                 AND ($6 IS NULL OR entity_type = $6) AND ($7 IS NULL OR event_subtype = $7) \
-                 AND ($8 IS NULL OR org = $8)"
+                concat!(" FROM webhook_events WHERE ", event_filters!())
             };
         }
         let total: i64 = sqlx::query_scalar(concat!("SELECT COUNT(*)", filters!()))

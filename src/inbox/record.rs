@@ -4,7 +4,7 @@
 
 use serde::{Serialize, Serializer};
 
-use super::event::EventStatus;
+use super::{attempt::Attempt, event::EventStatus};
 
 /// One stored event. Serialised, it is the admin API's view: times as
 /// RFC 3339, the payload left out (see [`EventRecord::view`]).
@@ -28,6 +28,9 @@ pub struct EventRecord {
     pub processing_started_at: Option<i64>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub processed_at: Option<i64>,
+    /// When an operator asked for a retry whose try has not ended yet.
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub manual_retry_at: Option<i64>,
     pub error: Option<String>,
     pub outcome: Option<String>,
     #[serde(skip)]
@@ -38,7 +41,7 @@ pub struct EventRecord {
     pub updated_at: i64,
 }
 
-fn time_text(ms: i64) -> Option<String> {
+pub(crate) fn time_text(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
@@ -51,13 +54,16 @@ fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error>
     ms.and_then(time_text).serialize(s)
 }
 
-/// The admin API's view of an event: its fields, and the payload when asked.
+/// The admin API's view of an event: its fields, and the payload and the
+/// tries (oldest first) when asked.
 #[derive(Debug, Serialize)]
 pub struct EventView<'a> {
     #[serde(flatten)]
     pub event: &'a EventRecord,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<&'a [Attempt]>,
 }
 
 impl EventRecord {
@@ -68,6 +74,15 @@ impl EventRecord {
                 serde_json::from_str(&self.payload)
                     .unwrap_or_else(|_| serde_json::Value::String(self.payload.clone()))
             }),
+            attempts: None,
+        }
+    }
+
+    /// The full view: payload and tries.
+    pub fn view_with_attempts<'a>(&'a self, attempts: &'a [Attempt]) -> EventView<'a> {
+        EventView {
+            attempts: Some(attempts),
+            ..self.view(true)
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::task::TaskTracker;
 
 use super::{
+    attempt::{self, AttemptOutcome},
     event::{
         ErrorKind, EventStatus, FailOutcome, HandlerError, InboxError, Inserted, NewEvent, Outcome,
     },
@@ -164,16 +165,21 @@ impl Inbox {
         let _turn = self.db.background_turn().await;
         let mut rows: Vec<EventRecord> = match self.db.backend() {
             // One writer at a time: the claim is serialised as it is.
+            // The transaction only keeps the claim and its attempts together.
             Backend::Sqlite => {
+                let mut tx = self.db.writer().begin().await?;
                 let now = now_ms();
-                sqlx::query_as(sql)
+                let rows = sqlx::query_as(sql)
                     .bind(now)
                     .bind(now + lease_ms)
                     .bind(&token)
                     .bind(provider)
                     .bind(n as i64)
-                    .fetch_all(self.db.writer())
-                    .await?
+                    .fetch_all(&mut *tx)
+                    .await?;
+                attempt::open(&mut tx, &rows, &token, now).await?;
+                tx.commit().await?;
+                rows
             }
             // The claim's guard (no other event of the entity is being
             // applied) reads other rows, and under READ COMMITTED and SKIP
@@ -203,6 +209,7 @@ impl Inbox {
                     .bind(n as i64)
                     .fetch_all(&mut *tx)
                     .await?;
+                attempt::open(&mut tx, &rows, &token, now).await?;
                 tx.commit().await?;
                 rows
             }
@@ -243,10 +250,12 @@ impl Inbox {
     pub async fn complete(&self, c: &Claimed, outcome: &Outcome) -> Result<bool, InboxError> {
         let now = now_ms();
         let _turn = self.db.background_turn().await;
+        let mut tx = self.db.writer().begin().await?;
         let r = sqlx::query(
             "UPDATE webhook_events SET status = $5, processed_at = $1, outcome = $2, \
              error = NULL, next_retry_at = NULL, lease_token = NULL, lease_expires_at = NULL, \
-             updated_at = $1 WHERE id = $3 AND lease_token = $4 AND status = $6",
+             manual_retry_at = NULL, updated_at = $1 \
+             WHERE id = $3 AND lease_token = $4 AND status = $6",
         )
         .bind(now)
         .bind(outcome.detail.as_str())
@@ -254,9 +263,22 @@ impl Inbox {
         .bind(&c.lease_token)
         .bind(EventStatus::Completed)
         .bind(EventStatus::Processing)
-        .execute(self.db.writer())
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        let ours = r.rows_affected() == 1;
+        if ours {
+            attempt::close(
+                &mut tx,
+                &c.event.id,
+                &c.lease_token,
+                now,
+                AttemptOutcome::Completed,
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ours)
     }
 
     /// Records a failed try: schedules a retry if the error is transient and
@@ -304,10 +326,12 @@ impl Inbox {
             FailOutcome::Failed => None,
         };
         let _turn = self.db.background_turn().await;
-        sqlx::query(
+        let mut tx = self.db.writer().begin().await?;
+        let r = sqlx::query(
             "UPDATE webhook_events SET status = $1, retry_count = $2, next_retry_at = $3, \
              processed_at = $4, error = $5, lease_token = NULL, lease_expires_at = NULL, \
-             updated_at = $6 WHERE id = $7 AND lease_token = $8 AND status = $9",
+             manual_retry_at = NULL, updated_at = $6 \
+             WHERE id = $7 AND lease_token = $8 AND status = $9",
         )
         .bind(outcome.status())
         .bind(i64::from(retry_count))
@@ -318,8 +342,17 @@ impl Inbox {
         .bind(&c.event.id)
         .bind(&c.lease_token)
         .bind(EventStatus::Processing)
-        .execute(self.db.writer())
+        .execute(&mut *tx)
         .await?;
+        if r.rows_affected() == 1 {
+            let ended = match outcome {
+                FailOutcome::Retrying { .. } => AttemptOutcome::Retrying,
+                FailOutcome::Failed => AttemptOutcome::Failed,
+            };
+            let error = Some(err.for_operators());
+            attempt::close(&mut tx, &c.event.id, &c.lease_token, now, ended, error).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -333,19 +366,27 @@ impl Inbox {
         } else {
             EventStatus::Pending
         };
+        let now = now_ms();
         let _turn = self.db.background_turn().await;
-        sqlx::query(
+        let mut tx = self.db.writer().begin().await?;
+        let r = sqlx::query(
             "UPDATE webhook_events SET status = $4, \
              lease_token = NULL, lease_expires_at = NULL, processing_started_at = NULL, updated_at = $1 \
              WHERE id = $2 AND lease_token = $3 AND status = $5",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(&c.event.id)
         .bind(&c.lease_token)
         .bind(back)
         .bind(EventStatus::Processing)
-        .execute(self.db.writer())
+        .execute(&mut *tx)
         .await?;
+        if r.rows_affected() == 1 {
+            let why = Some("shutdown: handed back before the handler finished");
+            let outcome = AttemptOutcome::Released;
+            attempt::close(&mut tx, &c.event.id, &c.lease_token, now, outcome, why).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -357,8 +398,8 @@ impl Inbox {
         }
         sqlx::query(
             "UPDATE webhook_events SET status = $3, retry_count = 0, next_retry_at = NULL, \
-             processed_at = NULL, error = NULL, outcome = NULL, updated_at = $1 \
-             WHERE id = $2 AND status <> $4",
+             processed_at = NULL, error = NULL, outcome = NULL, manual_retry_at = $1, \
+             updated_at = $1 WHERE id = $2 AND status <> $4",
         )
         .bind(now_ms())
         .bind(id)
@@ -516,6 +557,62 @@ mod tests {
         assert_eq!(
             (rec.status, rec.outcome.as_deref()),
             (EventStatus::Completed, Some("done"))
+        );
+    }
+
+    /// A try whose worker died holding the lease ends `abandoned` when
+    /// another worker takes the event over; one handed back on shutdown
+    /// ends `released`; a manual retry marks the next try `manual`.
+    #[tokio::test]
+    async fn abandoned_and_released_tries_are_recorded() {
+        use crate::inbox::{AttemptKind, AttemptOutcome};
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = inbox(dir.path(), 3).await;
+        let id = inbox.insert(new_event("e1")).await.unwrap().task_id;
+        let short = Duration::from_millis(30);
+        let dead = inbox.claim(None, 1, short).await.unwrap().pop().unwrap();
+        let open = inbox.attempts(&id).await.unwrap();
+        assert_eq!(
+            (open.len(), open[0].outcome, open[0].ended_at),
+            (1, None, None)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let taker = inbox
+            .claim(None, 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        // The dead worker's late word changes nothing.
+        assert!(
+            !inbox
+                .complete(&dead, &Outcome::applied("late"))
+                .await
+                .unwrap()
+        );
+        inbox.release(&taker).await.unwrap();
+        inbox.retry(&id).await.unwrap();
+        let c = inbox
+            .claim(None, 1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .pop()
+            .unwrap();
+        inbox.complete(&c, &Outcome::applied("done")).await.unwrap();
+        let tries: Vec<_> = inbox
+            .attempts(&id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.kind, a.outcome))
+            .collect();
+        assert_eq!(
+            tries,
+            vec![
+                (AttemptKind::Automatic, Some(AttemptOutcome::Abandoned)),
+                (AttemptKind::Automatic, Some(AttemptOutcome::Released)),
+                (AttemptKind::Manual, Some(AttemptOutcome::Completed)),
+            ]
         );
     }
 
