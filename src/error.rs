@@ -113,6 +113,7 @@ impl From<SearchError> for ApiError {
         match e {
             SearchError::NotIndexed(_) => ApiError::NotFound(e.to_string()),
             SearchError::Image(_)
+            | SearchError::Fetch(_)
             | SearchError::InvalidFilter(_)
             | SearchError::InvalidQuery(_) => ApiError::Unprocessable(e.to_string()),
             SearchError::Embed(_) | SearchError::Index(_) | SearchError::Db(_) => {

@@ -84,7 +84,7 @@ impl Application {
         }
         let index = opened.index.clone();
         let fetcher = ImageFetcher::from_settings(&settings.fetch, settings.s3.as_ref()).await?;
-        let search = SearchService::new(index.clone(), embed.clone(), db.clone());
+        let search = SearchService::new(index.clone(), embed.clone(), db.clone(), fetcher.clone());
 
         let listener = TcpListener::bind(&settings.server.bind)
             .await

@@ -30,6 +30,7 @@ pub async fn get(
             "status": p.status,
             "error": p.error,
             "model_version": p.model_version,
+            "labels": p.labels.as_deref().and_then(|l| serde_json::from_str::<Value>(l).ok()),
             "embed_count": p.embed_count,
             "last_event_id": p.last_event_id,
             "updated_at": updated_at,

@@ -56,6 +56,9 @@ pub struct ProductRow {
     pub status: ProductStatus,
     pub error: Option<String>,
     pub model_version: Option<String>,
+    /// The classifier's labels of its current image, as JSON
+    /// (`[{"name","score"}]`); see `embed::Label`.
+    pub labels: Option<String>,
     pub embed_count: i64,
     pub last_event_id: Option<String>,
     pub last_event_at: Option<i64>,
@@ -73,7 +76,10 @@ pub struct ProductWrite<'a> {
     pub model_version: Option<String>,
     pub error: Option<String>,
     /// Whether this write produced a new embedding (counted per product).
+    /// Only then are `labels` written: they belong to the embedded image.
     pub embedded: bool,
+    /// The new embedding's labels as JSON (`None`: the model has none).
+    pub labels: Option<String>,
     pub event_id: &'a str,
     pub event_at: i64,
 }
@@ -106,8 +112,8 @@ impl ProductStore {
         let r = sqlx::query(
             "INSERT INTO products (product_id, title, description, category, price, currency, \
                image_ref, image_sha256, status, error, model_version, embed_count, \
-               last_event_id, last_event_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15) \
+               last_event_id, last_event_at, created_at, updated_at, labels) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15, $16) \
              ON CONFLICT (product_id) DO UPDATE SET \
                title = COALESCE(excluded.title, products.title), \
                description = COALESCE(excluded.description, products.description), \
@@ -120,6 +126,8 @@ impl ProductStore {
                status = excluded.status, \
                error = excluded.error, \
                embed_count = products.embed_count + excluded.embed_count, \
+               labels = CASE WHEN excluded.embed_count > 0 THEN excluded.labels \
+                 ELSE products.labels END, \
                last_event_id = excluded.last_event_id, \
                last_event_at = excluded.last_event_at, \
                updated_at = excluded.updated_at \
@@ -140,6 +148,7 @@ impl ProductStore {
         .bind(w.event_id)
         .bind(w.event_at)
         .bind(now)
+        .bind(w.labels.as_deref().filter(|_| w.embedded))
         .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
@@ -205,6 +214,18 @@ impl ProductStore {
         .bind(since)
         .fetch_all(self.db.reader())
         .await
+    }
+
+    /// Sets a product's labels (the reindex backfill), leaving everything
+    /// else alone. Returns whether the product exists.
+    pub async fn set_labels(&self, id: &str, labels: Option<&str>) -> Result<bool, sqlx::Error> {
+        let _turn = self.db.background_turn().await;
+        let r = sqlx::query("UPDATE products SET labels = $1 WHERE product_id = $2")
+            .bind(labels)
+            .bind(id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     /// Records that every indexed product's vector now comes from model

@@ -220,6 +220,7 @@ impl CatalogSync {
             model_version: None,
             error,
             embedded: false,
+            labels: None,
             event_id: &ev.event_id,
             event_at: at,
         };
@@ -281,22 +282,35 @@ impl CatalogSync {
             return Ok(SyncOutcome::ImageUnchanged);
         }
 
-        let vector = self.embed.embed(bytes).await?;
+        let embedded = self.embed.embed_labelled(bytes).await?;
         if let Some(stale) = self.overtaken(ev).await? {
             return Ok(stale);
         }
-        self.index.upsert(vec![Point { vector, payload }]).await?;
+        let labels = labels_json(&embedded.labels);
+        self.index
+            .upsert(vec![Point {
+                vector: embedded.vector,
+                payload,
+            }])
+            .await?;
         self.products
             .write(ProductWrite {
                 image_ref: Some(image.as_str().to_string()),
                 image_sha256: Some(sha),
                 model_version: Some(version),
                 embedded: true,
+                labels,
                 ..write(ProductStatus::Indexed, None)
             })
             .await?;
         Ok(SyncOutcome::Indexed)
     }
+}
+
+/// Labels as the `products.labels` column stores them; `None` when the
+/// model gave none.
+pub fn labels_json(labels: &[crate::embed::Label]) -> Option<String> {
+    (!labels.is_empty()).then(|| serde_json::to_string(labels).expect("labels serialise"))
 }
 
 #[async_trait::async_trait]

@@ -21,7 +21,7 @@ use futures::StreamExt;
 
 use crate::{
     app::{self, open_inbox},
-    catalog::{ProductRow, ProductStore},
+    catalog::{ProductRow, ProductStore, sync::labels_json},
     config::Settings,
     db::now_ms,
     embed::{EmbedService, Embedder, ImageFetcher, ImageRef},
@@ -69,10 +69,12 @@ pub async fn run(
         let results: Vec<Result<bool, (String, String)>> = futures::stream::iter(rows)
             .map(|p| {
                 let (embed, fetcher, index, done) = (&embed, &fetcher, index, &done);
+                let products = &products;
                 let progress = &progress;
                 let total = report.total;
                 async move {
-                    let r = reindex_one(p, pass == 2, embed, fetcher, index.as_ref()).await;
+                    let r =
+                        reindex_one(p, pass == 2, embed, fetcher, index.as_ref(), products).await;
                     let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     if pass == 1 {
                         progress(n, total);
@@ -103,9 +105,14 @@ async fn reindex_one(
     embed: &EmbedService,
     fetcher: &ImageFetcher,
     index: &dyn VectorIndex,
+    products: &ProductStore,
 ) -> Result<bool, (String, String)> {
     let fail = |e: String| (p.product_id.clone(), e);
+    // A product indexed before labels existed is embedded again for its
+    // labels (the backfill), though its vector is there.
+    let lacks_labels = p.labels.is_none() && !embed.info().label_names.is_empty();
     if !force
+        && !lacks_labels
         && index
             .get_vector(&p.product_id)
             .await
@@ -121,7 +128,11 @@ async fn reindex_one(
         .fetch(&ImageRef::from_stored(image))
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let vector = embed.embed(bytes).await.map_err(|e| fail(e.to_string()))?;
+    let embedded = embed
+        .embed_labelled(bytes)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let vector = embedded.vector;
     let payload = Payload {
         product_id: p.product_id.clone(),
         title: p.title.clone(),
@@ -131,6 +142,10 @@ async fn reindex_one(
     };
     index
         .upsert(vec![Point { vector, payload }])
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    products
+        .set_labels(&p.product_id, labels_json(&embedded.labels).as_deref())
         .await
         .map_err(|e| fail(e.to_string()))?;
     Ok(true)

@@ -20,8 +20,36 @@ pub struct Manifest {
     pub input: InputSpec,
     pub preprocess: PreprocessSpec,
     pub output: OutputSpec,
+    /// The classifier head, when the model has one: each image then gets
+    /// its top-k class names with scores. Absent: no labels.
+    #[serde(default)]
+    pub labels: Option<LabelsSpec>,
     #[serde(default)]
     pub supports_text: bool,
+}
+
+/// A classifier output and the names of its classes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LabelsSpec {
+    /// The output holding one score (a logit) per class.
+    pub output: String,
+    /// Class names, one per line in the output's order, relative to the
+    /// manifest's folder.
+    pub file: String,
+    /// How many of the best classes an image keeps.
+    #[serde(default = "five")]
+    pub top_k: usize,
+    /// Classes under this probability (softmax of the logits) are dropped.
+    #[serde(default = "min_score")]
+    pub min_score: f32,
+}
+
+fn five() -> usize {
+    5
+}
+
+fn min_score() -> f32 {
+    0.05
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +110,9 @@ pub struct ModelInfo {
     pub model_path: PathBuf,
     /// The model file's sha256: vectors of different versions never mix.
     pub version: String,
+    /// The class names of `manifest.labels`, in output order; empty when
+    /// the model has no classifier head.
+    pub label_names: Vec<String>,
 }
 
 impl ModelInfo {
@@ -120,10 +151,31 @@ impl ModelInfo {
                 model_path.display()
             )));
         }
+        let label_names = match &manifest.labels {
+            None => Vec::new(),
+            Some(spec) => {
+                let path = dir.join(&spec.file);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    EmbedError::Model(format!(
+                        "label names file {} is missing ({e}); run scripts/fetch-assets.sh",
+                        path.display()
+                    ))
+                })?;
+                let names: Vec<String> = text.lines().map(str::to_string).collect();
+                if names.is_empty() || names.iter().any(|n| n.trim().is_empty()) {
+                    return Err(EmbedError::Model(format!(
+                        "label names file {} is empty or has a blank line",
+                        path.display()
+                    )));
+                }
+                names
+            }
+        };
         Ok(Self {
             manifest,
             model_path,
             version,
+            label_names,
         })
     }
 

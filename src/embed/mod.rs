@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 
 pub use fetch::{FetchError, ImageFetcher, ImageRef};
 pub use manifest::ModelInfo;
-pub use model::Embedder;
+pub use model::{Embedded, Embedder, Label};
 pub use preprocess::PreprocessError;
 
 /// A unit-length embedding vector.
@@ -41,7 +41,7 @@ pub enum EmbedError {
 
 struct Job {
     bytes: Bytes,
-    reply: oneshot::Sender<Result<Embedding, EmbedError>>,
+    reply: oneshot::Sender<Result<Embedded, EmbedError>>,
 }
 
 /// Async handle to the embedder. Requests from concurrent workers and
@@ -81,6 +81,12 @@ impl EmbedService {
     }
 
     pub async fn embed(&self, bytes: Bytes) -> Result<Embedding, EmbedError> {
+        Ok(self.embed_labelled(bytes).await?.vector)
+    }
+
+    /// [`EmbedService::embed`], with the image's labels (none when the
+    /// model has no classifier head).
+    pub async fn embed_labelled(&self, bytes: Bytes) -> Result<Embedded, EmbedError> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Job { bytes, reply })
@@ -117,7 +123,7 @@ async fn batcher(
             let started = Instant::now();
             let (bytes, replies): (Vec<Bytes>, Vec<_>) =
                 jobs.into_iter().map(|j| (j.bytes, j.reply)).unzip();
-            let results = embedder.embed_images(&bytes);
+            let results = embedder.embed_images_labelled(&bytes);
             let elapsed = started.elapsed().as_secs_f64();
             let ok = results.iter().filter(|r| r.is_ok()).count();
             metrics::histogram!("visual_search_embedding_duration_seconds").record(elapsed);

@@ -203,13 +203,23 @@ impl Embedder {
     /// Runs the model on `n` pre-made samples laid out back to back in
     /// `tensor`, splitting them across the pool. Returns L2-normalised rows.
     pub fn infer(&self, tensor: &[f32], n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        Ok(self
+            .infer_labelled(tensor, n)?
+            .into_iter()
+            .map(|e| e.vector)
+            .collect())
+    }
+
+    /// [`Embedder::infer`], with each sample's labels (none when the
+    /// manifest names no classifier output).
+    pub fn infer_labelled(&self, tensor: &[f32], n: usize) -> Result<Vec<Embedded>, EmbedError> {
         let sample = self.sample_len();
         assert_eq!(tensor.len(), n * sample, "tensor length must be n × sample");
         if n == 0 {
             return Ok(Vec::new());
         }
         let per_thread = n.div_ceil(self.threads());
-        let chunks: Result<Vec<Vec<Vec<f32>>>, EmbedError> = self.pool.install(|| {
+        let chunks: Result<Vec<Vec<Embedded>>, EmbedError> = self.pool.install(|| {
             tensor
                 .par_chunks(per_thread * sample)
                 .map(|chunk| self.run_session(chunk, chunk.len() / sample))
@@ -218,7 +228,7 @@ impl Embedder {
         Ok(chunks?.into_iter().flatten().collect())
     }
 
-    fn run_session(&self, chunk: &[f32], n: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn run_session(&self, chunk: &[f32], n: usize) -> Result<Vec<Embedded>, EmbedError> {
         if n > MAX_RUN {
             let sample = self.sample_len();
             let mut out = Vec::with_capacity(n);
@@ -256,7 +266,35 @@ impl Embedder {
                 data.len()
             )));
         }
-        Ok(data.chunks_exact(dim).map(l2_normalised).collect())
+        let vectors = data.chunks_exact(dim).map(l2_normalised);
+        let labels: Vec<Vec<Label>> = match &m.labels {
+            None => vec![Vec::new(); n],
+            Some(spec) => {
+                let out = outputs.get(&spec.output).ok_or_else(|| {
+                    EmbedError::Model(format!("model has no output named `{}`", spec.output))
+                })?;
+                let (_, logits) = out
+                    .try_extract_tensor::<f32>()
+                    .map_err(|e| EmbedError::Inference(e.to_string()))?;
+                let classes = self.info.label_names.len();
+                if logits.len() != n * classes {
+                    return Err(EmbedError::Model(format!(
+                        "output `{}` has {} values for {n} images; the label names file has \
+                         {classes} classes",
+                        spec.output,
+                        logits.len()
+                    )));
+                }
+                logits
+                    .chunks_exact(classes)
+                    .map(|row| top_labels(row, &self.info.label_names, spec.top_k, spec.min_score))
+                    .collect()
+            }
+        };
+        Ok(vectors
+            .zip(labels)
+            .map(|(vector, labels)| Embedded { vector, labels })
+            .collect())
     }
 
     /// Decodes, preprocesses and embeds a batch of encoded images. A bad
@@ -265,6 +303,17 @@ impl Embedder {
         &self,
         images: &[B],
     ) -> Vec<Result<Vec<f32>, EmbedError>> {
+        self.embed_images_labelled(images)
+            .into_iter()
+            .map(|r| r.map(|e| e.vector))
+            .collect()
+    }
+
+    /// [`Embedder::embed_images`], with each image's labels.
+    pub fn embed_images_labelled<B: AsRef<[u8]> + Sync>(
+        &self,
+        images: &[B],
+    ) -> Vec<Result<Embedded, EmbedError>> {
         let sample = self.sample_len();
         let manifest = &self.info.manifest;
         let limits = &self.limits;
@@ -287,7 +336,7 @@ impl Embedder {
                     .flat_map(|&i| tensor[i * sample..(i + 1) * sample].iter().copied())
                     .collect()
             };
-            let mut vectors = match self.infer(&compact, good.len()) {
+            let mut vectors = match self.infer_labelled(&compact, good.len()) {
                 Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
                 Err(e) => good.iter().map(|_| Err(e.clone())).collect(),
             }
@@ -298,6 +347,46 @@ impl Embedder {
                 .collect()
         })
     }
+}
+
+/// A class the classifier head sees in an image, with its probability.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Label {
+    pub name: String,
+    pub score: f32,
+}
+
+/// An image's embedding and its labels (empty without a classifier head).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded {
+    pub vector: Vec<f32>,
+    pub labels: Vec<Label>,
+}
+
+/// The `k` most probable classes (softmax over `logits`) at or above
+/// `min_score`, best first. A class name that repeats (ImageNet has two
+/// "missile" classes) is kept once, at its best score.
+pub fn top_labels(logits: &[f32], names: &[String], k: usize, min_score: f32) -> Vec<Label> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| exp[b].total_cmp(&exp[a]).then(a.cmp(&b)));
+    let mut out: Vec<Label> = Vec::with_capacity(k);
+    for i in order {
+        let score = exp[i] / sum;
+        if out.len() == k || score < min_score {
+            break;
+        }
+        if out.iter().any(|l| l.name == names[i]) {
+            continue;
+        }
+        out.push(Label {
+            name: names[i].clone(),
+            score,
+        });
+    }
+    out
 }
 
 /// Scales a vector to unit length (cosine similarity becomes a dot product).
@@ -355,6 +444,51 @@ mod tests {
         // Different inputs, different rows: a misordered slice would show.
         let cos06: f32 = batch[0].iter().zip(&batch[6]).map(|(a, b)| a * b).sum();
         assert!(cos06 < 0.9999, "rows 0 and 6 are identical");
+    }
+
+    #[test]
+    fn top_labels_are_the_most_probable_named_classes() {
+        let names: Vec<String> = ["a", "b", "missile", "missile", "c"]
+            .map(String::from)
+            .to_vec();
+        let labels = top_labels(&[1.0, 0.0, 3.0, 2.9, -5.0], &names, 3, 0.05);
+        let got: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(
+            got,
+            ["missile", "a"],
+            "a repeated name once; c is under 0.05"
+        );
+        assert!(labels[0].score > labels[1].score);
+    }
+
+    /// The converted model's classifier head is real: photos get the
+    /// ImageNet classes that they show.
+    #[test]
+    fn the_classifier_head_names_what_real_photos_show() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let settings = crate::config::EmbedSettings {
+            model_dir: root.join("models/effnet-lite0"),
+            threads: 1,
+            ..Default::default()
+        };
+        let embedder = Embedder::from_settings(&settings)
+            .expect("model and ONNX Runtime; run scripts/fetch-assets.sh");
+        assert_eq!(embedder.info().label_names.len(), 1000);
+        for (photo, class) in [
+            ("coffee.png", "espresso"),
+            ("baboon.jpg", "baboon"),
+            ("football.jpg", "soccer ball"),
+            ("squirrel.jpg", "fox squirrel"),
+        ] {
+            let bytes = std::fs::read(root.join("tests/data/photos").join(photo)).unwrap();
+            let e = embedder
+                .embed_images_labelled(&[bytes])
+                .pop()
+                .unwrap()
+                .unwrap();
+            assert_eq!(e.labels[0].name, class, "{photo}: {:?}", e.labels);
+            assert!(e.labels[0].score > 0.5, "{photo}: {:?}", e.labels);
+        }
     }
 
     #[test]

@@ -412,6 +412,7 @@ mod tests {
                 name: "y".into(),
                 dim: 4,
             },
+            labels: None,
             supports_text: false,
         }
     }

@@ -10,12 +10,12 @@ use serde::{Deserialize, de::DeserializeOwned};
 use serde_json::{Value, json};
 
 use super::{
-    extract::{ApiJson, drain, read_upload},
+    extract::{ApiJson, drain, read_limited, read_upload},
     state::SearchState,
 };
 use crate::{
     error::ApiError,
-    search::{SearchPage, SearchParams},
+    search::{SearchPage, SearchParams, VectorQuery},
 };
 
 /// A search's query string, where a repeated key (`category=a&category=b`)
@@ -75,33 +75,86 @@ pub async fn similar(
     Ok(page_json(page, &st.embed.info().version))
 }
 
-/// The text search's own parameters, beside [`SearchParams`].
-#[derive(Debug, Deserialize)]
+/// The text parameters, beside [`SearchParams`]: the words (`q`) and, on
+/// text search, a product whose look joins the ranking (`like`).
+#[derive(Debug, Default, Deserialize)]
 pub struct TextParams {
-    #[serde(default)]
-    pub q: String,
+    pub q: Option<String>,
+    pub like: Option<String>,
 }
 
-/// `GET /api/v1/search/text?q=…`
+/// `GET /api/v1/search/text?q=…[&like=<product_id>]`: with `like`, the
+/// hybrid of the text ranking and the vector ranking of that product's
+/// look (the product itself left out).
 pub async fn text(
     State(st): State<SearchState>,
     SearchQuery(p): SearchQuery<SearchParams>,
     SearchQuery(t): SearchQuery<TextParams>,
 ) -> Result<ApiJson<Value>, ApiError> {
     let started = std::time::Instant::now();
-    let page = st.search.text(&t.q, &p).await?;
+    let q = t.q.unwrap_or_default();
+    let page = match t.like {
+        Some(id) => {
+            st.search
+                .by_vector(VectorQuery::Product(id), Some(&q), &p)
+                .await?
+        }
+        None => st.search.text(&q, &p).await?,
+    };
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "text")
         .record(started.elapsed().as_secs_f64());
     Ok(page_json(page, &st.embed.info().version))
 }
 
-/// `POST /api/v1/search/image`: multipart field `image`, or the raw image as
-/// the body.
+/// A search by image URL: `{"url": "…"}`, optionally with `"q"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ByUrl {
+    pub url: String,
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+/// Cap on a `{"url": …}` body: a URL and a few words.
+const MAX_URL_BODY: usize = 16 * 1024;
+
+/// `POST /api/v1/search/image`: multipart field `image`, the raw image as
+/// the body, or JSON `{"url": "…"}` (fetched through the guarded fetcher).
+/// With `q` (query string, or the JSON's `q`) it is the hybrid of the image
+/// and text rankings.
 pub async fn by_image(
     State(st): State<SearchState>,
     SearchQuery(p): SearchQuery<SearchParams>,
+    SearchQuery(t): SearchQuery<TextParams>,
     req: Request,
 ) -> Result<ApiJson<Value>, ApiError> {
+    let is_json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/json"));
+    if is_json {
+        let (parts, body) = req.into_parts();
+        let bytes = read_limited(&parts.headers, body, MAX_URL_BODY).await?;
+        let body: ByUrl = serde_json::from_slice(&bytes).map_err(|e| {
+            if e.is_data() {
+                ApiError::Unprocessable(format!("invalid body: {e}"))
+            } else {
+                ApiError::BadRequest(format!("malformed JSON: {e}"))
+            }
+        })?;
+        let q = body.q.or(t.q);
+        let started = std::time::Instant::now();
+        // The fetched image is bounded like an upload: take a permit.
+        let _permit = st.upload_permits.try_acquire()?;
+        let page = st
+            .search
+            .by_vector(VectorQuery::Url(body.url), q.as_deref(), &p)
+            .await?;
+        metrics::histogram!("visual_search_search_duration_seconds", "kind" => "url")
+            .record(started.elapsed().as_secs_f64());
+        return Ok(page_json(page, &st.embed.info().version));
+    }
     // Taken before the body is read, and held until the search is done: the
     // body and its decoded image are what it bounds.
     // Refused uploads are drained like a 413 (see `extract::drain`), so the
@@ -119,7 +172,10 @@ pub async fn by_image(
         return Err(ApiError::Unprocessable("no image in the request".into()));
     }
     let started = std::time::Instant::now();
-    let page = st.search.by_image(bytes, &p).await?;
+    let page = st
+        .search
+        .by_vector(VectorQuery::Image(bytes), t.q.as_deref(), &p)
+        .await?;
     metrics::histogram!("visual_search_search_duration_seconds", "kind" => "image")
         .record(started.elapsed().as_secs_f64());
     Ok(page_json(page, &st.embed.info().version))

@@ -1,9 +1,12 @@
 //! Shopper-facing search: by image (embed the query, then search), by
 //! product (reuse the stored vector: no re-embedding) and by text (the
-//! metadata database's full-text index: [`text`]). Owns filters and paging
-//! as the API takes them and the shape of results: every search answers a
-//! [`SearchPage`].
+//! metadata database's full-text index: [`text`]), and the hybrid of a
+//! vector ranking with a text ranking ([`fuse`], reciprocal-rank fusion).
+//! Owns filters and paging as the API takes them and the shape of results:
+//! every search answers a [`SearchPage`] whose results say which signals
+//! matched them.
 
+pub mod fuse;
 pub mod text;
 
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     db::Db,
-    embed::{EmbedError, EmbedService},
+    embed::{EmbedError, EmbedService, FetchError, ImageFetcher, ImageRef},
     index::{Filter, Hit, IndexError, VectorIndex},
 };
 
@@ -28,6 +31,10 @@ pub enum SearchError {
     NotIndexed(String),
     #[error("query image: {0}")]
     Image(EmbedError),
+    /// The query image's URL could not be fetched; shown by its public
+    /// reason only (never the URL or the connect error).
+    #[error("query image URL: {}", .0.public_reason())]
+    Fetch(FetchError),
     #[error("embedding the query failed: {0}")]
     Embed(EmbedError),
     #[error(transparent)]
@@ -144,11 +151,27 @@ impl SearchParams {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SearchResult {
     pub product_id: String,
+    /// What the results are ordered by: cosine similarity (vector search),
+    /// text relevance (text search), or the fused reciprocal-rank score
+    /// (hybrid search).
     pub score: f32,
     pub title: Option<String>,
     pub category: Option<String>,
     pub price: Option<f64>,
     pub currency: Option<String>,
+    /// Which signals matched this result.
+    pub signals: Signals,
+}
+
+/// Which rankings a result came from: its cosine similarity when the vector
+/// ranking holds it, whether its own words (title, description, category)
+/// matched the query's, and whether its labels (what the classifier sees in
+/// its photo) did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Signals {
+    pub vector: Option<f32>,
+    pub text: bool,
+    pub label: bool,
 }
 
 impl From<Hit> for SearchResult {
@@ -160,6 +183,10 @@ impl From<Hit> for SearchResult {
             category: h.payload.category,
             price: h.payload.price,
             currency: h.payload.currency,
+            signals: Signals {
+                vector: Some(h.score),
+                ..Signals::default()
+            },
         }
     }
 }
@@ -169,11 +196,33 @@ pub struct SearchService {
     index: Arc<dyn VectorIndex>,
     embed: EmbedService,
     db: Db,
+    fetcher: ImageFetcher,
+}
+
+/// Where a query's vector comes from.
+pub enum VectorQuery {
+    /// An uploaded image.
+    Image(Bytes),
+    /// An image URL, fetched through the guarded [`ImageFetcher`] with its
+    /// SSRF rules and caps.
+    Url(String),
+    /// A stored product's vector (the product itself is left out).
+    Product(String),
 }
 
 impl SearchService {
-    pub fn new(index: Arc<dyn VectorIndex>, embed: EmbedService, db: Db) -> Self {
-        Self { index, embed, db }
+    pub fn new(
+        index: Arc<dyn VectorIndex>,
+        embed: EmbedService,
+        db: Db,
+        fetcher: ImageFetcher,
+    ) -> Self {
+        Self {
+            index,
+            embed,
+            db,
+            fetcher,
+        }
     }
 
     /// Products that look like `product_id`, never including itself.
@@ -182,18 +231,7 @@ impl SearchService {
         product_id: &str,
         params: &SearchParams,
     ) -> Result<SearchPage, SearchError> {
-        let filter = params.filter()?;
-        let offset = params.offset()?;
-        let vector = self
-            .index
-            .get_vector(product_id)
-            .await?
-            .ok_or_else(|| SearchError::NotIndexed(product_id.to_string()))?;
-        let filter = Filter {
-            exclude_id: Some(product_id.to_string()),
-            ..filter
-        };
-        self.vector_page(&vector, &filter, offset, params.limit())
+        self.by_vector(VectorQuery::Product(product_id.to_string()), None, params)
             .await
     }
 
@@ -203,18 +241,66 @@ impl SearchService {
         bytes: Bytes,
         params: &SearchParams,
     ) -> Result<SearchPage, SearchError> {
-        let filter = params.filter()?;
-        let offset = params.offset()?;
-        let vector = self.embed.embed(bytes).await.map_err(|e| match e {
-            EmbedError::Image(_) => SearchError::Image(e),
-            other => SearchError::Embed(other),
-        })?;
-        self.vector_page(&vector, &filter, offset, params.limit())
+        self.by_vector(VectorQuery::Image(bytes), None, params)
             .await
     }
 
+    /// A vector search, or with `q` a hybrid one: the vector ranking and the
+    /// text ranking of `q` fused by reciprocal rank ([`fuse`]), under the
+    /// same filters.
+    pub async fn by_vector(
+        &self,
+        query: VectorQuery,
+        q: Option<&str>,
+        params: &SearchParams,
+    ) -> Result<SearchPage, SearchError> {
+        let mut filter = params.filter()?;
+        let offset = params.offset()?;
+        let terms = q.map(text::terms).transpose()?;
+        let vector = match query {
+            VectorQuery::Image(bytes) => self.embed_query(bytes).await?,
+            VectorQuery::Url(url) => {
+                let bytes = self.fetcher.fetch(&ImageRef::Url(url)).await.map_err(|e| {
+                    tracing::info!(error = %e.detail(), "search by image URL: fetch failed");
+                    SearchError::Fetch(e)
+                })?;
+                self.embed_query(bytes).await?
+            }
+            VectorQuery::Product(id) => {
+                let v = self
+                    .index
+                    .get_vector(&id)
+                    .await?
+                    .ok_or_else(|| SearchError::NotIndexed(id.clone()))?;
+                filter.exclude_id = Some(id);
+                v
+            }
+        };
+        let limit = params.limit();
+        let Some(terms) = terms else {
+            return self.vector_page(&vector, &filter, offset, limit).await;
+        };
+        // Both rankings to a fixed depth, whatever the page, so that every
+        // page is a slice of the same fused ranking.
+        let hits = self.index.search(&vector, &filter, fuse::DEPTH).await?;
+        let vector_ranking: Vec<SearchResult> = hits.into_iter().map(SearchResult::from).collect();
+        let text_ranking = text::search(&self.db, &terms, &filter, 0, fuse::DEPTH).await?;
+        let fused = fuse::reciprocal_rank(vector_ranking, text_ranking);
+        let window = fused.into_iter().skip(offset).take(limit + 1).collect();
+        Ok(SearchPage::from_window(window, offset, limit))
+    }
+
+    async fn embed_query(&self, bytes: Bytes) -> Result<Vec<f32>, SearchError> {
+        self.embed.embed(bytes).await.map_err(|e| match e {
+            EmbedError::Image(_) => SearchError::Image(e),
+            other => SearchError::Embed(other),
+        })
+    }
+
     /// Products whose title, description or category match the words of
-    /// `q` (see [`text`]), best match first.
+    /// `q` (see [`text`]), best match first. For the hybrid with a
+    /// product's look (`like`), see [`SearchService::by_vector`] with
+    /// [`VectorQuery::Product`].
     pub async fn text(&self, q: &str, params: &SearchParams) -> Result<SearchPage, SearchError> {
         let filter = params.filter()?;
         let offset = params.offset()?;
@@ -293,6 +379,7 @@ mod tests {
             category: None,
             price: None,
             currency: None,
+            signals: Signals::default(),
         }
     }
 

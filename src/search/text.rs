@@ -1,4 +1,5 @@
-//! Text search over the catalog, in the metadata database: SQLite FTS5 on
+//! Text search over the catalog (title, description, category, and the
+//! classifier's label names), in the metadata database: SQLite FTS5 on
 //! the embedded default, PostgreSQL full-text search (`tsvector`, GIN,
 //! `simple` configuration) at scale. Both indexes are kept in step with the
 //! `products` rows by triggers (migrations `20261201000100_*`), so this
@@ -15,7 +16,7 @@
 
 use sqlx::Row;
 
-use super::{SearchError, SearchResult};
+use super::{SearchError, SearchResult, Signals};
 use crate::{
     db::{Backend, Db},
     index::Filter,
@@ -117,9 +118,11 @@ enum Bind {
     Float(f64),
 }
 
-/// Relative weights of a match in the title, the description and the
-/// category (FTS5's `bm25` column weights; PostgreSQL's A, C and B).
-const SQLITE_BM25: &str = "bm25(product_text, 0.0, 10.0, 1.0, 4.0)";
+/// Relative weights of a match in the title, the description, the
+/// category and the labels (FTS5's `bm25` column weights; PostgreSQL's A,
+/// C, B and D).
+/// Label names weigh least: the merchant's own words say more.
+const SQLITE_BM25: &str = "bm25(product_text, 0.0, 10.0, 1.0, 4.0, 0.5)";
 
 /// Products matching every term and `filter`, best match first, ties by
 /// product id (so pages are stable): `limit` of them from `offset`. The
@@ -139,8 +142,8 @@ pub async fn search(
         Backend::Sqlite => (
             fts5_expression(terms),
             format!(
-                "SELECT p.product_id, p.title, p.category, p.price, p.currency, \
-                   -{SQLITE_BM25} AS score \
+                "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
+                   p.labels, -{SQLITE_BM25} AS score \
                  FROM product_text t JOIN products p ON p.product_id = t.product_id \
                  WHERE product_text MATCH $1{conditions} \
                  ORDER BY score DESC, p.product_id LIMIT ${next} OFFSET ${}",
@@ -150,8 +153,8 @@ pub async fn search(
         Backend::Postgres => (
             tsquery_expression(terms),
             format!(
-                "SELECT p.product_id, p.title, p.category, p.price, p.currency, \
-                   CAST(ts_rank_cd(s.document, q) AS DOUBLE PRECISION) AS score \
+                "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
+                   p.labels, CAST(ts_rank_cd(s.document, q) AS DOUBLE PRECISION) AS score \
                  FROM product_search s JOIN products p ON p.product_id = s.product_id, \
                    to_tsquery('simple', unaccent($1)) q \
                  WHERE s.document @@ q{conditions} \
@@ -174,16 +177,47 @@ pub async fn search(
         .await?;
     rows.iter()
         .map(|r| {
+            let title: Option<String> = r.try_get("title")?;
+            let description: Option<String> = r.try_get("description")?;
+            let category: Option<String> = r.try_get("category")?;
+            let labels: Option<String> = r.try_get("labels")?;
+            let label_names: Vec<String> = labels
+                .as_deref()
+                .and_then(|l| serde_json::from_str::<Vec<crate::embed::Label>>(l).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            // The engine matched every term somewhere; which fields did?
+            let label = covers(terms, label_names.iter().map(String::as_str));
+            let own = [&title, &description, &category];
+            let text = !label || covers(terms, own.iter().filter_map(|f| f.as_deref()));
             Ok(SearchResult {
                 product_id: r.try_get("product_id")?,
                 score: r.try_get::<f64, _>("score")? as f32,
-                title: r.try_get("title")?,
-                category: r.try_get("category")?,
+                title,
+                category,
                 price: r.try_get("price")?,
                 currency: r.try_get("currency")?,
+                signals: Signals {
+                    vector: None,
+                    text,
+                    label,
+                },
             })
         })
         .collect()
+}
+
+/// Whether every term starts a word of `fields`, folded as queries are:
+/// how a result says whether its labels or its own words matched.
+fn covers<'a>(terms: &[String], fields: impl Iterator<Item = &'a str>) -> bool {
+    let words: Vec<String> = fields
+        .flat_map(|f| f.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| !w.is_empty())
+        .map(fold)
+        .collect();
+    !words.is_empty() && terms.iter().all(|t| words.iter().any(|w| w.starts_with(t)))
 }
 
 #[cfg(test)]

@@ -318,3 +318,208 @@ async fn pages_are_disjoint_and_together_equal_one_large_page() {
     }
     assert_eq!(joined, whole);
 }
+
+/// A product with a photo; waits until it is indexed.
+async fn product(app: &TestApp, id: &str, title: &str, photo: Vec<u8>) {
+    let key = format!("img/{id}");
+    app.images.put(&key, photo);
+    app.send(&event(
+        "product.created",
+        &format!("create-{id}"),
+        id,
+        "2026-12-01T10:00:00Z",
+        json!({"title": title, "category": "c", "price": 10.0, "currency": "KGS",
+               "image_key": key}),
+    ))
+    .await;
+    app.wait_product(id, "indexed").await;
+}
+
+/// The left `percent` of a photo, as JPEG: at 100, the photo re-encoded;
+/// below, a second, different shot of the same thing.
+fn left_part(bytes: &[u8], percent: u32) -> Vec<u8> {
+    let img = image::load_from_memory(bytes).unwrap().to_rgb8();
+    let (w, h) = img.dimensions();
+    let part = image::imageops::crop_imm(&img, 0, 0, w * percent / 100, h).to_image();
+    let mut out = std::io::Cursor::new(Vec::new());
+    part.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+fn post_image(app: &TestApp, query: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(format!("{}/api/v1/search/image?{query}", app.addr))
+}
+
+/// Only the fusion of both rankings puts `target` first: the photo ranks
+/// `exact` above it, the words rank `wordy` above it, and `target` is
+/// second in both.
+#[tokio::test]
+async fn hybrid_ranking_puts_first_what_neither_signal_alone_does() {
+    let app = spawn_app().await;
+    let photos = photos();
+    let photo = |n: &str| photos.iter().find(|(p, _)| p == n).unwrap().1.clone();
+    let coffee = photo("coffee");
+    product(&app, "exact", "Paper notebook", coffee.clone()).await;
+    product(
+        &app,
+        "target",
+        "Electric kettle, steel",
+        left_part(&coffee, 75),
+    )
+    .await;
+    product(&app, "wordy", "Kettle kettle", photo("rocket")).await;
+    // Distractors the photo or the words might pick.
+    for (name, bytes) in photos.iter().filter(|(n, _)| n != "coffee").take(12) {
+        product(
+            &app,
+            &format!("filler-{name}"),
+            &format!("Thing {name}"),
+            bytes.clone(),
+        )
+        .await;
+    }
+    // The whole photo, re-encoded: closest to `exact`, then to `target`.
+    let query_photo = left_part(&coffee, 100);
+
+    let ids_of = |body: &Value| ids(body);
+    // The photo alone.
+    let by_photo = app.search_image_body(query_photo.clone(), "limit=5").await;
+    assert_eq!(ids_of(&by_photo)[..2], ["exact", "target"], "{by_photo}");
+    // The words alone.
+    let by_words = text_body(&app, "q=kettle").await;
+    assert_eq!(ids_of(&by_words), ["wordy", "target"], "{by_words}");
+    // Both, fused.
+    let both = app
+        .search_image_body(query_photo.clone(), "limit=5&q=kettle")
+        .await;
+    let top = &both["results"][0];
+    assert_eq!(top["product_id"], "target", "{both}");
+    assert_eq!(top["signals"]["text"], true);
+    assert!(top["signals"]["vector"].as_f64().unwrap() > 0.3, "{top}");
+    let wordy = both["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == "wordy")
+        .expect("the text match is in the fused ranking");
+    assert_eq!(wordy["signals"]["text"], true);
+    let exact = both["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product_id"] == "exact")
+        .expect("the photo match is in the fused ranking");
+    assert_eq!(exact["signals"]["text"], false);
+
+    // Text search with like=<product>: the same fusion from the other side
+    // (the product itself is left out).
+    let like = text_body(&app, "q=kettle&like=exact&limit=3").await;
+    assert_eq!(ids_of(&like)[0], "target", "{like}");
+    assert!(!ids_of(&like).contains(&"exact".to_string()));
+    let (code, _) = app.get_json("/api/v1/search/text?q=kettle&like=nope").await;
+    assert_eq!(code, 404);
+
+    // Plain searches say which signal matched, too.
+    assert_eq!(
+        by_words["results"][0]["signals"],
+        json!({"vector": null, "text": true, "label": false})
+    );
+    assert_eq!(by_photo["results"][0]["signals"]["text"], false);
+    assert!(
+        by_photo["results"][0]["signals"]["vector"]
+            .as_f64()
+            .unwrap()
+            > 0.5
+    );
+
+    // Search by image URL: fetched through the guarded fetcher.
+    app.images.put("query/coffee.jpg", query_photo.clone());
+    let url = format!("{}query/coffee.jpg", app.images.base_url());
+    let resp = post_image(&app, "limit=3")
+        .json(&json!({ "url": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let by_url: Value = resp.json().await.unwrap();
+    assert_eq!(ids_of(&by_url), ids_of(&by_photo)[..3], "{by_url}");
+    let resp = post_image(&app, "limit=3")
+        .json(&json!({ "url": url, "q": "kettle" }))
+        .send()
+        .await
+        .unwrap();
+    let by_url: Value = resp.json().await.unwrap();
+    assert_eq!(by_url["results"][0]["product_id"], "target", "{by_url}");
+    // The SSRF rules and the fetcher's refusals hold, and no URL leaks.
+    for (url, code) in [
+        ("http://169.254.169.254/latest/meta-data", 422),
+        ("http://127.0.0.1:1/secret.jpg", 422),
+        ("file:///etc/passwd", 422),
+        ("not a url", 422),
+    ] {
+        let resp = post_image(&app, "")
+            .json(&json!({ "url": url }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), code, "{url}");
+        let body = resp.text().await.unwrap();
+        assert!(
+            !body.contains("169.254") && !body.contains("127.0.0.1") && !body.contains("passwd"),
+            "{body}"
+        );
+    }
+    let missing = format!("{}query/missing.jpg", app.images.base_url());
+    let resp = post_image(&app, "")
+        .json(&json!({ "url": missing }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+    let resp = post_image(&app, "")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let resp = post_image(&app, "")
+        .json(&json!({ "link": url }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 422);
+}
+
+/// The classifier head's labels are stored at ingest, shown with the
+/// product, and searchable: "espresso" finds a cup whose title says
+/// nothing of it. A product indexed before labels existed gets them from
+/// `vitrine reindex`.
+#[tokio::test]
+async fn label_queries_find_what_the_photo_shows() {
+    let app = spawn_app().await;
+    let photos = photos();
+    let photo = |n: &str| photos.iter().find(|(p, _)| p == n).unwrap().1.clone();
+    product(&app, "cup", "Подарок для мамы", photo("coffee")).await;
+    product(&app, "ball", "Подарок для папы", photo("football")).await;
+
+    let (_, cup) = app.product("cup").await;
+    let labels = cup["labels"].as_array().expect("labels shown");
+    assert_eq!(labels[0]["name"], "espresso", "{cup}");
+    assert!(labels[0]["score"].as_f64().unwrap() > 0.5);
+    assert!(labels.len() <= 5);
+
+    let found = text_body(&app, "q=espresso").await;
+    assert_eq!(ids(&found), ["cup"], "{found}");
+    assert_eq!(
+        found["results"][0]["signals"],
+        json!({"vector": null, "text": false, "label": true})
+    );
+    assert_eq!(ids(&text_body(&app, "q=soccer+ball").await), ["ball"]);
+    // Both gifts by their words, each saying so.
+    let words = text_body(&app, &format!("q={}", q("подарок"))).await;
+    assert_eq!(ids(&words).len(), 2);
+    assert_eq!(words["results"][0]["signals"]["label"], false);
+    assert_eq!(words["results"][0]["signals"]["text"], true);
+}
