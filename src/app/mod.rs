@@ -112,11 +112,7 @@ impl Application {
             admin_token: core.settings.server.admin_token.clone(),
             max_upload_bytes: core.settings.fetch.max_bytes,
             upload_permits: UploadPermits::new(core.settings.server.max_search_uploads),
-            replay: ReplayLimits {
-                cap: core.settings.replay.max_events,
-                batch: core.settings.replay.batch_size,
-                pause: core.settings.replay.batch_pause(),
-            },
+            replay: ReplayLimits::from_settings(&core.settings.replay),
             providers: Arc::new(providers.iter().map(|p| (p.name(), p.status())).collect()),
         };
         Ok(Self {

@@ -49,6 +49,7 @@ impl Crm {
                 token: core.settings.server.admin_token.clone(),
                 inbox: core.inbox.clone(),
                 wake: core.wake.clone(),
+                replay: crate::inbox::ReplayLimits::from_settings(&core.settings.replay),
             },
             engine,
         }

@@ -8,7 +8,6 @@
 use serde::{Serialize, Serializer};
 use sqlx::{Any, AnyConnection};
 
-use super::record::EventRecord;
 use crate::db::text_vocabulary;
 
 /// Who started a try.
@@ -90,11 +89,11 @@ pub struct Attempt {
 }
 
 fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-    super::record::time_text(*ms).serialize(s)
+    super::event::time_text(*ms).serialize(s)
 }
 
 fn rfc3339_opt<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    ms.and_then(super::record::time_text).serialize(s)
+    ms.and_then(super::event::time_text).serialize(s)
 }
 
 /// Why a try was closed as abandoned.
@@ -106,7 +105,8 @@ const ABANDONED: &str =
 /// (the claim took the event over), so it ended as `abandoned`.
 pub(super) async fn open(
     conn: &mut AnyConnection,
-    claimed: &[EventRecord],
+    // (event id, whether its next try was asked for by hand)
+    claimed: &[(&str, bool)],
     token: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
@@ -131,7 +131,7 @@ pub(super) async fn open(
         .bind(AttemptOutcome::Abandoned)
         .bind(ABANDONED);
     for e in claimed {
-        q = q.bind(e.id.as_str());
+        q = q.bind(e.0);
     }
     q.execute(&mut *conn).await?;
 
@@ -146,12 +146,12 @@ pub(super) async fn open(
         .bind(token)
         .bind(now);
     for e in claimed {
-        let kind = if e.manual_retry_at.is_some() {
+        let kind = if e.1 {
             AttemptKind::Manual
         } else {
             AttemptKind::Automatic
         };
-        q = q.bind(e.id.as_str()).bind(kind);
+        q = q.bind(e.0).bind(kind);
     }
     q.execute(&mut *conn).await?;
     Ok(())

@@ -95,6 +95,12 @@ impl NewEvent {
     }
 }
 
+/// A stored millisecond time as the API shows it: RFC 3339, UTC.
+pub(crate) fn time_text(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inserted {
     pub task_id: String,

@@ -4,7 +4,10 @@
 
 use serde::{Serialize, Serializer};
 
-use super::{attempt::Attempt, event::EventStatus};
+use super::{
+    attempt::Attempt,
+    event::{EventStatus, time_text},
+};
 
 /// One stored event. Serialised, it is the admin API's view: times as
 /// RFC 3339, the payload left out (see [`EventRecord::view`]).
@@ -39,11 +42,6 @@ pub struct EventRecord {
     pub created_at: i64,
     #[serde(serialize_with = "rfc3339")]
     pub updated_at: i64,
-}
-
-pub(crate) fn time_text(ms: i64) -> Option<String> {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 fn rfc3339<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {

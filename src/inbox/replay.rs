@@ -26,8 +26,8 @@ use sqlx::Any;
 use tokio::sync::Notify;
 
 use super::{
+    event::time_text,
     event::{EventStatus, InboxError},
-    record::time_text,
     store::Inbox,
 };
 use crate::db::{now_ms, text_vocabulary};
@@ -64,6 +64,16 @@ pub struct ReplayLimits {
     pub batch: u64,
     /// Pause between batches.
     pub pause: Duration,
+}
+
+impl ReplayLimits {
+    pub fn from_settings(s: &crate::config::ReplaySettings) -> Self {
+        Self {
+            cap: s.max_events,
+            batch: s.batch_size,
+            pause: s.batch_pause(),
+        }
+    }
 }
 
 /// Where a job is.

@@ -115,6 +115,14 @@ pub struct Inbox {
     intake: GroupCommit,
 }
 
+/// The claimed events as the attempt log needs them: id, and whether this
+/// try was asked for by hand.
+fn claimed_ids(rows: &[EventRecord]) -> Vec<(&str, bool)> {
+    rows.iter()
+        .map(|r| (r.id.as_str(), r.manual_retry_at.is_some()))
+        .collect()
+}
+
 impl Inbox {
     /// Must be called inside a tokio runtime: it starts the group-commit
     /// writer that [`Inbox::insert`] hands events to.
@@ -177,7 +185,7 @@ impl Inbox {
                     .bind(n as i64)
                     .fetch_all(&mut *tx)
                     .await?;
-                attempt::open(&mut tx, &rows, &token, now).await?;
+                attempt::open(&mut tx, &claimed_ids(&rows), &token, now).await?;
                 tx.commit().await?;
                 rows
             }
@@ -209,7 +217,7 @@ impl Inbox {
                     .bind(n as i64)
                     .fetch_all(&mut *tx)
                     .await?;
-                attempt::open(&mut tx, &rows, &token, now).await?;
+                attempt::open(&mut tx, &claimed_ids(&rows), &token, now).await?;
                 tx.commit().await?;
                 rows
             }

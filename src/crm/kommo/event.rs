@@ -98,7 +98,6 @@ impl KommoEvent {
             event_type: format!("{}.{}", self.entity, self.action),
             event_subtype: Some(self.subtype.clone()),
             entity_type: Some(self.entity_type.clone()),
-            org: Some(self.org.clone()),
             entity_id: self.entity_id.clone(),
             org: Some(self.org.clone()),
             payload: serde_json::to_string(self).expect("JSON values serialise"),
