@@ -23,6 +23,12 @@ enum Guard {
     Admin,
     /// The provider's webhook signature (`X-Webhook-Signature`).
     Signature,
+    /// A messenger's or CRM's own secret (Telegram's secret-token header or
+    /// token in the path, Meta's `X-Hub-Signature-256` and verify token,
+    /// Kommo's URL secret): the walk checks that a request without it, or
+    /// with the admin token instead, is refused; the providers' own tests
+    /// (`channels.rs`, `crm.rs`) check the right secret is accepted.
+    ProviderSecret,
 }
 
 /// Every route of the app and its guard. A new route fails
@@ -38,6 +44,23 @@ const ROUTES: &[(&str, Guard)] = &[
     ("/api/v1/events", Guard::Admin),
     ("/api/v1/events/{id}", Guard::Admin),
     ("/api/v1/events/{id}/retry", Guard::Admin),
+    ("/api/v1/events/replay", Guard::Admin),
+    ("/api/v1/events/replay/{job_id}", Guard::Admin),
+    ("/api/v1/events/replay/{job_id}/cancel", Guard::Admin),
+    ("/api/v1/search/text", Guard::Public),
+    ("/api/v1/crm/organisations", Guard::Admin),
+    ("/api/v1/crm/organisations/{name}", Guard::Admin),
+    ("/api/v1/crm/rules", Guard::Admin),
+    ("/api/v1/crm/rules/dry-run", Guard::Admin),
+    ("/api/v1/crm/rules/import", Guard::Admin),
+    ("/api/v1/crm/rules/metrics", Guard::Admin),
+    ("/api/v1/crm/rules/{id}", Guard::Admin),
+    ("/api/v1/crm/rules/{id}/runs", Guard::Admin),
+    ("/api/v1/crm/runs", Guard::Admin),
+    ("/api/v1/webhooks/kommo/{secret}", Guard::ProviderSecret),
+    ("/api/v1/webhooks/telegram", Guard::ProviderSecret),
+    ("/api/v1/webhooks/telegram/{bot}", Guard::ProviderSecret),
+    ("/api/v1/webhooks/whatsapp", Guard::ProviderSecret),
 ];
 
 #[derive(Debug)]
@@ -251,6 +274,21 @@ async fn every_admin_route_refuses_missing_and_wrong_tokens() {
                     // A bearer token is no substitute for the signature.
                     let status = call(Some(format!("Bearer {ADMIN}")), None).await;
                     assert_eq!(status, 401, "{m} {} with the admin token", r.path);
+                }
+                Guard::ProviderSecret => {
+                    // Refused: 401/403, 400 for a handshake without its
+                    // parameters, 503 where no secret is configured.
+                    for (what, auth) in [
+                        ("no credentials", None),
+                        ("the admin token", Some(format!("Bearer {ADMIN}"))),
+                    ] {
+                        let status = call(auth, None).await;
+                        assert!(
+                            [400, 401, 403, 503].contains(&status),
+                            "{m} {} with {what}: {status}",
+                            r.path
+                        );
+                    }
                 }
             }
             walked += 1;

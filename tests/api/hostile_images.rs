@@ -233,11 +233,11 @@ async fn server(base: &str, handler_timeout_secs: &str) -> Server {
             ("VITRINE_FETCH_TIMEOUT_MS", "3000"),
             ("VITRINE_HANDLER_TIMEOUT_SECS", handler_timeout_secs),
             ("VITRINE_MAX_RETRIES", "0"),
-            // 128 MiB, below each bomb's decoded size: with the decode
-            // budget (main's bbdaafe, `embed.decode_budget_bytes`) a bomb
-            // then fails with a reason instead of being decoded within a
-            // 512 MiB default. Ignored by builds without that setting.
-            ("VITRINE_DECODE_BUDGET_BYTES", "134217728"),
+            // 64 MiB, below each bomb's decoded size (the WebP decodes to
+            // 108 MB of RGB): the decode budget (`embed.decode_budget_bytes`)
+            // then refuses each bomb from its header, with a reason,
+            // instead of decoding it within the 512 MiB default.
+            ("VITRINE_DECODE_BUDGET_BYTES", "67108864"),
         ],
     )
     .await;

@@ -23,6 +23,8 @@ fn model_b(dir: &Path) -> PathBuf {
     bytes.extend_from_slice(&[0x32, doc.len() as u8]);
     bytes.extend_from_slice(doc);
     std::fs::write(out.join("model.onnx"), bytes).unwrap();
+    // The classifier's label names, which the manifest names beside it.
+    std::fs::copy(src.join("labels.txt"), out.join("labels.txt")).unwrap();
     let mut manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
     manifest.as_object_mut().unwrap().remove("sha256");
