@@ -171,24 +171,10 @@ impl Inbox {
         let sql = claim_sql(self.db.backend());
         let lease_ms = lease.as_millis() as i64;
         let _turn = self.db.background_turn().await;
-        let mut rows: Vec<EventRecord> = match self.db.backend() {
-            // One writer at a time: the claim is serialised as it is.
-            // The transaction only keeps the claim and its attempts together.
-            Backend::Sqlite => {
-                let mut tx = self.db.writer().begin().await?;
-                let now = now_ms();
-                let rows = sqlx::query_as(sql)
-                    .bind(now)
-                    .bind(now + lease_ms)
-                    .bind(&token)
-                    .bind(provider)
-                    .bind(n as i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                attempt::open(&mut tx, &claimed_ids(&rows), &token, now).await?;
-                tx.commit().await?;
-                rows
-            }
+        // SQLite: one writer at a time, so the claim is serialised as it is;
+        // the transaction only keeps the claim and its attempts together.
+        let mut tx = self.db.writer().begin().await?;
+        if self.db.backend() == Backend::Postgres {
             // The claim's guard (no other event of the entity is being
             // applied) reads other rows, and under READ COMMITTED and SKIP
             // LOCKED two concurrent claims do not see each other's: two
@@ -197,31 +183,26 @@ impl Inbox {
             // transaction-scoped advisory lock taken before the claim's
             // snapshot: each claim then sees every claim committed before
             // it. A claim holds it for well under a millisecond (see
-            // `claim_sql`), and nothing else takes it.
-            Backend::Postgres => {
-                let mut tx = self.db.writer().begin().await?;
-                // Wrapped so the result column is an integer: the Any
-                // driver cannot decode `void`.
-                sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) turn")
-                    .bind(CLAIM_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-                // Read the clock once it is our turn, so that a lease never
-                // starts before the claim that ended the previous one.
-                let now = now_ms();
-                let rows = sqlx::query_as(sql)
-                    .bind(now)
-                    .bind(now + lease_ms)
-                    .bind(&token)
-                    .bind(provider)
-                    .bind(n as i64)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                attempt::open(&mut tx, &claimed_ids(&rows), &token, now).await?;
-                tx.commit().await?;
-                rows
-            }
-        };
+            // `claim_sql`), and nothing else takes it. Wrapped so the result
+            // column is an integer: the Any driver cannot decode `void`.
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock($1)) turn")
+                .bind(CLAIM_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // Read the clock once it is our turn, so that a lease never starts
+        // before the claim that ended the previous one.
+        let now = now_ms();
+        let mut rows: Vec<EventRecord> = sqlx::query_as(sql)
+            .bind(now)
+            .bind(now + lease_ms)
+            .bind(&token)
+            .bind(provider)
+            .bind(n as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+        attempt::open(&mut tx, &claimed_ids(&rows), &token, now).await?;
+        tx.commit().await?;
         // RETURNING gives no order guarantee; process oldest first.
         rows.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(rows
