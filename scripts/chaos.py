@@ -431,13 +431,17 @@ def main():
         if counts["completed"] != len(bodies) or counts["failed"]:
             failures.append(f"inbox: {counts}, expected {len(bodies)} completed")
         lost = 0
+        taken_over = set()  # products with an event whose worker died holding it
         for eid, task in ingest.acked.items():
             status, rec = admin(port, f"/api/v1/events/{task}")
             if status != 200:
                 lost += 1
                 failures.append(f"acknowledged {eid} ({task}) is gone: {status}")
-            elif rec["data"]["status"] != "completed":
+                continue
+            if rec["data"]["status"] != "completed":
                 failures.append(f"{eid}: {rec['data']['status']} {rec['data'].get('error')}")
+            if any(a.get("outcome") == "abandoned" for a in rec["data"].get("attempts") or []):
+                taken_over.add("chaos-" + eid.rsplit("-", 1)[1])
         # 2. Each product in its newest event's state, embedded once; the
         # index agrees with the rows, on every instance when the index is
         # shared, else the union of the per-instance embedded indexes.
@@ -457,11 +461,13 @@ def main():
             if exp["status"] == "indexed":
                 indexed += 1
                 # Per-instance embedded indexes: an update with the same
-                # image, applied by the instance whose own index lacks the
-                # vector, embeds it there too. Allowed (and counted) only
-                # then; with one instance or a shared index, exactly once.
+                # image, or an event taken over from a killed worker (its
+                # attempts show one `abandoned`), applied by an instance whose
+                # own index lacks the vector, embeds it there too. Allowed
+                # (and counted) only then; with one instance or a shared
+                # index, exactly once.
                 updated = exp["last"].startswith("chaos-u-")
-                if n == 2 and updated and not shared:
+                if n == 2 and (updated or pid in taken_over) and not shared:
                     reembedded += 1
                 elif n != 1:
                     failures.append(f"{pid} embedded {n} times")
