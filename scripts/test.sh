@@ -11,6 +11,8 @@
 #   6. VITRINE_TEST_DB=postgres cargo test --test api
 #                                               the integration suite again on PostgreSQL,
 #                                               plus the two-instance scale-out test
+#   7. scripts/web-test.sh                      the pages in headless Chromium, and
+#                                               schemathesis against the OpenAPI document
 #
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CARGO_TARGET_DIR, if set, is used by every cargo step.
@@ -54,6 +56,10 @@ done_section "tests (SQLite)"
 section "tests (PostgreSQL): VITRINE_TEST_DB=postgres cargo test --test api"
 VITRINE_TEST_DB=postgres cargo test --test api -- "$@"
 done_section "tests (PostgreSQL)"
+
+section "web: scripts/web-test.sh (Chromium, schemathesis)"
+scripts/web-test.sh
+done_section "web"
 
 if [[ -n "${VITRINE_TEST_QDRANT_URL:-}" ]]; then
   section "tests (Qdrant): VITRINE_TEST_INDEX=qdrant cargo test --test api"

@@ -11,9 +11,11 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::IntoParams;
 
 use super::{
     extract::{ApiJson, ApiQuery},
+    schemas::{ErrorBody, EventDetail, EventList, RetryResponse},
     state::AdminState,
 };
 use crate::{
@@ -54,14 +56,27 @@ pub async fn require_admin(
     Ok(next.run(req).await)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// From 1.
+    #[param(minimum = 1, example = 1)]
     page: Option<u32>,
+    /// 1 to 100; default 20.
+    #[param(example = 20)]
     limit: Option<u32>,
+    /// pending, processing, completed, failed or retrying.
+    #[param(example = "failed")]
     status: Option<String>,
+    #[param(example = "bakai")]
     provider: Option<String>,
+    #[param(example = "product.created")]
     event_type: Option<String>,
+    /// `YYYY-MM-DD` (that day's start) or RFC 3339.
+    #[param(example = "2026-11-22")]
     start_date: Option<String>,
+    /// `YYYY-MM-DD` (through that day's end) or RFC 3339.
+    #[param(example = "2026-11-30")]
     end_date: Option<String>,
 }
 
@@ -88,6 +103,15 @@ fn nonempty(s: Option<String>) -> Option<String> {
 }
 
 /// `GET /api/v1/events`
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(ListParams),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "One page of events, newest first", body = EventList),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 422, description = "Unknown status or unreadable date", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn list(
     State(st): State<AdminState>,
     ApiQuery(p): ApiQuery<ListParams>,
@@ -123,6 +147,15 @@ pub async fn list(
 }
 
 /// `GET /api/v1/events/{id}`: with the full payload.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (its `task_id`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The event with its payload", body = EventDetail),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn get(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -132,6 +165,16 @@ pub async fn get(
 }
 
 /// `POST /api/v1/events/{id}/retry`
+#[utoipa::path(post, path = "/api/v1/events/{id}/retry", tag = "events",
+    params(("id" = String, Path, description = "The event's id (its `task_id`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Put back to pending", body = RetryResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 409, description = "Being processed right now", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn retry(
     State(st): State<AdminState>,
     Path(id): Path<String>,

@@ -5,11 +5,21 @@ use serde_json::{Value, json};
 
 use super::{
     extract::{ApiJson, ApiQuery, drain, read_upload},
+    schemas::{ErrorBody, ImageBytes, ImageUpload, SearchResponse},
     state::SearchState,
 };
 use crate::{error::ApiError, search::SearchParams};
 
 /// `GET /api/v1/products/{id}/similar`
+#[utoipa::path(get, path = "/api/v1/products/{id}/similar", tag = "search",
+    params(("id" = String, Path, description = "An indexed product's id"), SearchParams),
+    responses(
+        (status = 200, description = "Products that look like it, best first, never itself", body = SearchResponse),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "Not in the index", body = ErrorBody),
+        (status = 422, description = "min_price above max_price", body = ErrorBody),
+        (status = 429, description = "Over the per-IP search rate", body = ErrorBody),
+    ))]
 pub async fn similar(
     State(st): State<SearchState>,
     Path(id): Path<String>,
@@ -26,6 +36,21 @@ pub async fn similar(
 
 /// `POST /api/v1/search/image`: multipart field `image`, or the raw image as
 /// the body.
+#[utoipa::path(post, path = "/api/v1/search/image", tag = "search", params(SearchParams),
+    request_body(description = "A JPEG, PNG, WebP or GIF: the multipart field `image`, or the raw bytes as the body",
+        content(
+            (ImageUpload = "multipart/form-data"),
+            (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/png"),
+        )),
+    responses(
+        (status = 200, description = "Products that look like the image, best first", body = SearchResponse),
+        (status = 400, description = "Malformed query or multipart body", body = ErrorBody),
+        (status = 413, description = "Image larger than fetch.max_bytes", body = ErrorBody),
+        (status = 422, description = "No image, or not a readable image", body = ErrorBody),
+        (status = 429, description = "Too many uploads in flight, or over the per-IP search rate", body = ErrorBody),
+    ))]
 pub async fn by_image(
     State(st): State<SearchState>,
     ApiQuery(p): ApiQuery<SearchParams>,

@@ -30,13 +30,22 @@ pub enum SearchError {
 }
 
 /// Query-string filters shared by every search endpoint.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
+    /// How many results, 1 to 100 (default 10; larger is clamped).
+    #[param(example = 10)]
     pub limit: Option<usize>,
+    /// Only this category (exact match).
+    #[param(example = "bags")]
     pub category: Option<String>,
+    /// Only products at this price or above (a finite number).
     #[serde(default, deserialize_with = "finite")]
+    #[param(example = 10.0)]
     pub min_price: Option<f64>,
+    /// Only products at this price or below (a finite number).
     #[serde(default, deserialize_with = "finite")]
+    #[param(example = 100.0)]
     pub max_price: Option<f64>,
 }
 
@@ -75,7 +84,7 @@ impl SearchParams {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SearchResult {
     pub product_id: String,
     pub score: f32,
