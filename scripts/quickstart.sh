@@ -124,6 +124,9 @@ The workers embed the $(grep -c . data/demo/catalog.jsonl) demo products in the 
   WEBHOOK_SECRET=$WEBHOOK_SECRET
   VITRINE_ADMIN_TOKEN=$VITRINE_ADMIN_TOKEN
 
+Open $URL/ (the shopper page), $URL/admin (the admin console: log in with
+the token above) or $URL/docs (the API, in Swagger UI).
+
 Try this (from $ROOT, in another terminal):
 
   curl -s $URL/api/v1/health

@@ -14,6 +14,8 @@
 #   7. scripts/scan-secrets.py                  no secret in that run's logs
 #   8. scripts/chaos.sh --quick                 kill -9 during ingest, SQLite and two
 #                                               PostgreSQL instances (about a minute)
+#   9. scripts/web-test.sh                      the pages in headless Chromium, and
+#                                               schemathesis against the OpenAPI document
 #
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
 # CARGO_TARGET_DIR, if set, is used by every cargo step.
@@ -72,6 +74,10 @@ done_section "secrets"
 section "crash safety: scripts/chaos.sh --quick"
 scripts/chaos.sh --quick
 done_section "crash safety"
+
+section "web: scripts/web-test.sh (Chromium, schemathesis)"
+scripts/web-test.sh
+done_section "web"
 
 if [[ -n "${VITRINE_TEST_QDRANT_URL:-}" ]]; then
   section "tests (Qdrant): VITRINE_TEST_INDEX=qdrant cargo test --test api"

@@ -81,6 +81,8 @@ pub mod index;
 pub(crate) mod provider;
 pub(crate) mod search;
 pub mod telemetry;
+pub mod thumbs;
+pub mod web;
 
 pub use app::Application;
 pub use config::Settings;

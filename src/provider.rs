@@ -64,4 +64,12 @@ pub trait Provider: Send + Sync {
     fn status(&self) -> serde_json::Value {
         serde_json::json!({})
     }
+
+    /// Its routes' part of the OpenAPI document (`#[derive(utoipa::OpenApi)]`
+    /// over its handlers' `#[utoipa::path]`s), merged into the one served
+    /// at `/api/v1/openapi.json`. Every route it mounts must be in it: a
+    /// test compares the router with the document.
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
 }

@@ -133,6 +133,12 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// Every route the server will serve, with its layers: what
+    /// [`Application::run_until`] serves (tests read its paths).
+    pub fn router(&self) -> axum::Router {
+        routes(self.state.clone(), &self.providers, &self.core.settings)
+    }
+
     /// Processes due events on demand, beside the worker loop (tests).
     pub fn due_processor(&self) -> DueProcessor {
         DueProcessor {
@@ -176,11 +182,7 @@ impl Application {
                 stop.clone(),
             ));
         }
-        let app = crate::http::router(
-            state,
-            providers.iter().map(|p| p.router()).collect(),
-            &settings.server,
-        );
+        let app = routes(state, &providers, &settings);
         drop(providers);
         tracing::info!(addr = %listener.local_addr()?, "vitrine listening");
         let limits = ConnLimits {
@@ -214,6 +216,26 @@ impl Application {
         db.close().await;
         Ok(())
     }
+}
+
+/// The core routes, each provider's, the web pages, and the API
+/// documentation of them all (`/api/v1/openapi.json`, Swagger UI at `/docs`).
+fn routes(state: AppState, providers: &[Box<dyn Provider>], settings: &Settings) -> axum::Router {
+    use utoipa::OpenApi as _;
+    let doc = crate::http::openapi::document(
+        providers
+            .iter()
+            .map(|p| p.openapi())
+            .chain([crate::web::openapi::WebApi::openapi()]),
+    );
+    let mut routers: Vec<axum::Router> = providers.iter().map(|p| p.router()).collect();
+    routers.push(crate::web::router(crate::web::WebState {
+        search: state.search.clone(),
+        products: crate::catalog::ProductStore::new(state.db.clone()),
+        thumbs: crate::thumbs::ThumbStore::new(state.db.clone()),
+    }));
+    routers.push(crate::http::openapi::docs_router(doc));
+    crate::http::router(state, routers, &settings.server)
 }
 
 fn handlers(providers: &[Box<dyn Provider>]) -> Handlers {

@@ -26,7 +26,7 @@ pub use crate::embed::ImageRef;
 use crate::inbox::NewEvent;
 
 /// What a product event asks Vitrine to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum EventKind {
     #[serde(rename = "product.created")]
     Created,
@@ -66,8 +66,9 @@ impl EventKind {
 }
 
 /// Product fields carried by an event. Everything but the id is optional:
-/// a `deleted` event carries only the id.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// a `deleted` event carries only the id. `image_key` (a key under
+/// IMAGE_BASE_URL or the S3 bucket) wins over `image_url`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductData {
     pub product_id: String,
     #[serde(default)]

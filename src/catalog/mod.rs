@@ -14,9 +14,11 @@ pub const PROVIDER: &str = "bakai";
 pub const ENTITY: &str = "product";
 
 pub mod event;
+pub(crate) mod openapi;
 pub mod outcome;
 pub(crate) mod products;
 pub(crate) mod provider;
+pub(crate) mod schemas;
 pub(crate) mod state;
 pub mod store;
 pub mod sync;

@@ -7,9 +7,15 @@ use axum::{
 };
 use serde_json::{Value, json};
 
-use super::{ENTITY, ProductStatus, state::CatalogState};
-use crate::error::ApiError;
+use super::{ENTITY, ProductStatus, schemas::ProductView, state::CatalogState};
+use crate::{error::ApiError, http::schemas::ErrorBody};
 
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "The product's id", example = "demo-0001")),
+    responses(
+        (status = 200, description = "The product and its index status", body = ProductView),
+        (status = 404, description = "Never heard of", body = ErrorBody),
+    ))]
 pub async fn get(
     State(st): State<CatalogState>,
     Path(id): Path<String>,

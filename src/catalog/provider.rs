@@ -37,12 +37,15 @@ impl Catalog {
                 products: products.clone(),
                 wake: core.wake.clone(),
             },
-            sync: Arc::new(CatalogSync::new(
-                products,
-                core.index.clone(),
-                core.embed.clone(),
-                core.fetcher.clone(),
-            )),
+            sync: Arc::new(
+                CatalogSync::new(
+                    products,
+                    core.index.clone(),
+                    core.embed.clone(),
+                    core.fetcher.clone(),
+                )
+                .with_thumbnails(crate::thumbs::ThumbStore::new(core.db.clone())),
+            ),
         }
     }
 }
@@ -61,6 +64,10 @@ impl Provider for Catalog {
 
     fn handlers(&self) -> Vec<(&'static str, Arc<dyn EventHandler>)> {
         vec![(PROVIDER, self.sync.clone())]
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <super::openapi::CatalogApi as utoipa::OpenApi>::openapi()
     }
 
     fn status(&self) -> serde_json::Value {

@@ -8,7 +8,7 @@ use crate::db::{Db, now_ms, text_vocabulary};
 
 /// A product's index status: the `status` column of `products` (its `CHECK`
 /// lists the same words) and the `status` field of the product API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProductStatus {
     /// Known, not (yet) in the index: its image has not been embedded, or it
@@ -237,6 +237,43 @@ impl ProductStore {
             .execute(self.db.writer())
             .await?;
         Ok(r.rows_affected())
+    }
+
+    /// Indexed products for browsing, newest first: one page of `limit`
+    /// from `offset`, with the same category and price filters as search
+    /// (unset filters are NULL, so the SQL stays static and portable).
+    pub async fn browse(
+        &self,
+        category: Option<&str>,
+        min_price: Option<f64>,
+        max_price: Option<f64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<ProductRow>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM products WHERE status = $1 AND ($2 IS NULL OR category = $2) \
+             AND ($3 IS NULL OR price >= $3) AND ($4 IS NULL OR price <= $4) \
+             ORDER BY updated_at DESC, product_id LIMIT $5 OFFSET $6",
+        )
+        .bind(ProductStatus::Indexed)
+        .bind(category)
+        .bind(min_price)
+        .bind(max_price)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(self.db.reader())
+        .await
+    }
+
+    /// The categories of indexed products, sorted.
+    pub async fn categories(&self) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT DISTINCT category FROM products WHERE status = $1 \
+             AND category IS NOT NULL ORDER BY category",
+        )
+        .bind(ProductStatus::Indexed)
+        .fetch_all(self.db.reader())
+        .await
     }
 
     pub async fn count_by_status(&self) -> Result<Vec<(ProductStatus, i64)>, sqlx::Error> {

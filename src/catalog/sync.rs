@@ -40,6 +40,7 @@ use crate::{
     embed::{EmbedError, EmbedService, FetchError, ImageFetcher},
     inbox::{ErrorKind, EventHandler, EventRecord, HandlerError, Outcome},
     index::{Payload, Point, VectorIndex},
+    thumbs::ThumbStore,
 };
 
 // Defined in the module root (so that `event` can use them without
@@ -94,6 +95,9 @@ pub struct CatalogSync {
     pub embed: EmbedService,
     pub fetcher: ImageFetcher,
     locks: KeyedLocks,
+    /// Thumbnails made from the fetched images, and the pixel cap they are
+    /// decoded under (`embed.max_pixels`).
+    thumbs: Option<ThumbStore>,
 }
 
 impl From<FetchError> for HandlerError {
@@ -175,6 +179,43 @@ impl CatalogSync {
             embed,
             fetcher,
             locks: KeyedLocks::default(),
+            thumbs: None,
+        }
+    }
+
+    /// Also makes each product's thumbnail at ingest.
+    pub fn with_thumbnails(mut self, store: ThumbStore) -> Self {
+        self.thumbs = Some(store);
+        self
+    }
+
+    /// Makes the product's thumbnail from the fetched bytes, unless the
+    /// stored one was made from the same image. A failure is logged and
+    /// never fails the event: the product is searchable without one (the
+    /// pages show a placeholder), and the next image event tries again.
+    async fn thumbnail(&self, id: &str, bytes: &Bytes, sha: &str) {
+        let Some(store) = &self.thumbs else {
+            return;
+        };
+        match store.source_of(id).await {
+            Ok(Some(s)) if s == sha => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, product = %id, "thumbnail: cannot read the stored one");
+                return;
+            }
+        }
+        // The decode goes through the embedder's limits: its pixel cap, and
+        // its decode memory budget, shared with the embedding decodes.
+        let (b, limits) = (bytes.clone(), self.embed.embedder().decode_limits().clone());
+        let made = tokio::task::spawn_blocking(move || crate::thumbs::make(&b, &limits)).await;
+        let stored = match made {
+            Ok(Ok(jpeg)) => store.put(id, sha, jpeg).await.map_err(|e| e.to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, product = %id, "thumbnail not made");
         }
     }
 
@@ -233,6 +274,11 @@ impl CatalogSync {
             self.products
                 .write(write(ProductStatus::Deleted, None))
                 .await?;
+            if let Some(store) = &self.thumbs
+                && let Err(e) = store.delete(id).await
+            {
+                tracing::warn!(error = %e, product = %id, "thumbnail of a deleted product kept");
+            }
             return Ok(SyncOutcome::Deleted {
                 removed: removed > 0,
             });
@@ -279,10 +325,11 @@ impl CatalogSync {
                     ..write(ProductStatus::Indexed, None)
                 })
                 .await?;
+            self.thumbnail(id, &bytes, &sha).await;
             return Ok(SyncOutcome::ImageUnchanged);
         }
 
-        let embedded = self.embed.embed_labelled(bytes).await?;
+        let embedded = self.embed.embed_labelled(bytes.clone()).await?;
         if let Some(stale) = self.overtaken(ev).await? {
             return Ok(stale);
         }
@@ -296,13 +343,14 @@ impl CatalogSync {
         self.products
             .write(ProductWrite {
                 image_ref: Some(image.as_str().to_string()),
-                image_sha256: Some(sha),
+                image_sha256: Some(sha.clone()),
                 model_version: Some(version),
                 embedded: true,
                 labels,
                 ..write(ProductStatus::Indexed, None)
             })
             .await?;
+        self.thumbnail(id, &bytes, &sha).await;
         Ok(SyncOutcome::Indexed)
     }
 }

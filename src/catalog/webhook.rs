@@ -10,10 +10,14 @@
 use axum::{Json, body::Body, extract::State, http::HeaderMap};
 use serde_json::{Value, json};
 
-use super::{ParseError, state::CatalogState};
+use super::{
+    ParseError,
+    schemas::{WebhookAck, WebhookEvent},
+    state::CatalogState,
+};
 use crate::{
     error::ApiError,
-    http::{extract::read_limited, signature},
+    http::{extract::read_limited, schemas::ErrorBody, signature},
 };
 
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
@@ -31,6 +35,20 @@ fn rejection(e: ParseError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/webhooks/bakai", tag = "webhooks",
+    request_body(content = WebhookEvent, description = "The event; its signature covers these exact bytes"),
+    params(("X-Webhook-Signature" = String, Header, description = "`sha256=<hex>` HMAC-SHA256 of the raw body",
+        example = "sha256=3f0a9c1e5b7d2f4a6c8e0b1d3f5a7c9e2b4d6f8a0c1e3b5d7f9a2c4e6b8d0f1a")),
+    security(("webhook_signature" = [])),
+    responses(
+        (status = 200, description = "Stored durably and queued (also for a duplicate `event_id`)", body = WebhookAck),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 413, description = "Body larger than server.max_body_bytes", body = ErrorBody),
+        (status = 422, description = "JSON, but not a valid event (the reason says which field)", body = ErrorBody),
+        (status = 429, description = "Over the per-IP webhook rate", body = ErrorBody),
+        (status = 503, description = "No WEBHOOK_SECRET configured", body = ErrorBody),
+    ))]
 pub async fn receive(
     State(st): State<CatalogState>,
     headers: HeaderMap,

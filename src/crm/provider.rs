@@ -76,6 +76,13 @@ impl Provider for Crm {
         vec![(PROVIDER, self.engine.clone())]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        use utoipa::OpenApi as _;
+        let mut doc = super::kommo::receiver::KommoApi::openapi();
+        doc.merge(super::rules::admin::RulesApi::openapi());
+        doc
+    }
+
     fn status(&self) -> serde_json::Value {
         serde_json::json!({
             "default_secret_configured": self.receiver.orgs.has_default(),

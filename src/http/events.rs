@@ -11,9 +11,11 @@ use chrono::{NaiveDate, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     extract::{ApiJson, ApiQuery},
+    schemas::{ErrorBody, EventDetail, EventList, ReplayCount, ReplayJobBody, RetryResponse},
     state::AdminState,
 };
 use crate::{
@@ -54,17 +56,36 @@ pub async fn require_admin(
     Ok(next.run(req).await)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// From 1.
+    #[param(minimum = 1, example = 1)]
     page: Option<u32>,
+    /// 1 to 100; default 20.
+    #[param(example = 20)]
     limit: Option<u32>,
+    /// pending, processing, completed, failed or retrying.
+    #[param(example = "failed")]
     status: Option<String>,
+    #[param(example = "bakai")]
     provider: Option<String>,
+    #[param(example = "product.created")]
     event_type: Option<String>,
+    /// What the event is about: `product`, `lead`, `contact`, `message`…
+    #[param(example = "lead")]
     entity_type: Option<String>,
+    /// The provider's finer kind, e.g. `lead_status_changed`.
+    #[param(example = "lead_status_changed")]
     event_subtype: Option<String>,
+    /// The organisation (a Kommo account's subdomain).
+    #[param(example = "acme")]
     org: Option<String>,
+    /// `YYYY-MM-DD` (that day's start) or RFC 3339.
+    #[param(example = "2026-11-22")]
     start_date: Option<String>,
+    /// `YYYY-MM-DD` (through that day's end) or RFC 3339.
+    #[param(example = "2026-11-30")]
     end_date: Option<String>,
 }
 
@@ -101,6 +122,15 @@ fn parse_status(s: Option<String>) -> Result<Option<EventStatus>, ApiError> {
 }
 
 /// `GET /api/v1/events`
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(ListParams),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "One page of events, newest first", body = EventList),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 422, description = "Unknown status or unreadable date", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn list(
     State(st): State<AdminState>,
     ApiQuery(p): ApiQuery<ListParams>,
@@ -134,6 +164,15 @@ pub async fn list(
 
 /// `GET /api/v1/events/{id}`: with the full payload and every try,
 /// oldest first.
+#[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (its `task_id`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The event with its payload and every try, oldest first", body = EventDetail),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn get(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -146,6 +185,16 @@ pub async fn get(
 }
 
 /// `POST /api/v1/events/{id}/retry`
+#[utoipa::path(post, path = "/api/v1/events/{id}/retry", tag = "events",
+    params(("id" = String, Path, description = "The event's id (its `task_id`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Put back to pending", body = RetryResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 409, description = "Being processed right now", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn retry(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -162,8 +211,9 @@ pub async fn retry(
 
 /// The body of `POST /api/v1/events/replay`: the history API's filters,
 /// with the same names and the same rules.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "failed", "provider": "kommo", "start_date": "2026-12-01"}))]
 pub struct ReplayBody {
     status: Option<String>,
     provider: Option<String>,
@@ -175,8 +225,10 @@ pub struct ReplayBody {
     end_date: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReplayParams {
+    /// Only count what the filter matches; replay nothing.
     #[serde(default)]
     dry_run: bool,
 }
@@ -184,6 +236,17 @@ pub struct ReplayParams {
 /// `POST /api/v1/events/replay[?dry_run=true]`: with `dry_run`, how many
 /// events the filter matches and how many a job would replay (the cap);
 /// without, starts the job (202) and returns it.
+#[utoipa::path(post, path = "/api/v1/events/replay", tag = "events", params(ReplayParams),
+    request_body = ReplayBody,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Dry run: how many events match, and how many a job would replay", body = ReplayCount),
+        (status = 202, description = "The replay job, started in the background", body = ReplayJobBody),
+        (status = 400, description = "Malformed body or query, or an unknown field", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 422, description = "Unknown status or unreadable date", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn replay(
     State(st): State<AdminState>,
     ApiQuery(p): ApiQuery<ReplayParams>,
@@ -228,6 +291,15 @@ pub async fn replay(
 }
 
 /// `GET /api/v1/events/replay/{job_id}`: a job's progress.
+#[utoipa::path(get, path = "/api/v1/events/replay/{job_id}", tag = "events",
+    params(("job_id" = String, Path, description = "The job's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The job and its progress", body = ReplayJobBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn replay_job(
     State(st): State<AdminState>,
     Path(id): Path<String>,
@@ -237,6 +309,15 @@ pub async fn replay_job(
 
 /// `POST /api/v1/events/replay/{job_id}/cancel`: the job stops before its
 /// next batch.
+#[utoipa::path(post, path = "/api/v1/events/replay/{job_id}/cancel", tag = "events",
+    params(("job_id" = String, Path, description = "The job's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The job, cancelled (or already finished)", body = ReplayJobBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody),
+        (status = 503, description = "No admin token configured", body = ErrorBody),
+    ))]
 pub async fn cancel_replay(
     State(st): State<AdminState>,
     Path(id): Path<String>,

@@ -5,7 +5,10 @@ use std::time::Duration;
 use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde_json::{Value, json};
 
-use super::state::AppState;
+use super::{
+    schemas::{Health, WebhooksHealth},
+    state::AppState,
+};
 use crate::{
     db::{self, Db},
     index::VectorIndex,
@@ -27,6 +30,10 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// `GET /api/v1/health`: database, index and model. 503 when a dependency
 /// is down, so a load balancer stops sending traffic. Names the database
 /// engine and the index backend either way.
+#[utoipa::path(get, path = "/api/v1/health", tag = "ops", responses(
+    (status = 200, description = "Every part answers", body = Health),
+    (status = 503, description = "The database or the index does not answer", body = Health),
+))]
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = database_part(&st.db).await;
     let index = index_part(st.index.as_ref()).await;
@@ -87,6 +94,9 @@ async fn index_part(index: &dyn VectorIndex) -> Value {
 
 /// `GET /api/v1/webhooks/health`: which providers are mounted, and their
 /// state (never a secret).
+#[utoipa::path(get, path = "/api/v1/webhooks/health", tag = "webhooks", responses(
+    (status = 200, description = "The mounted providers", body = WebhooksHealth),
+))]
 pub async fn webhooks(State(st): State<AppState>) -> Json<Value> {
     let names: Vec<&str> = st.providers.iter().map(|(n, _)| *n).collect();
     let mut body = json!({
@@ -107,6 +117,11 @@ pub async fn webhooks(State(st): State<AppState>) -> Json<Value> {
 
 /// `GET /api/v1/metrics`: Prometheus text. Gauges that describe stored state
 /// (queue depth, index size) are read at scrape time.
+#[utoipa::path(get, path = "/api/v1/metrics", tag = "ops", responses(
+    (status = 200, description = "Prometheus text exposition", body = String,
+        content_type = "text/plain; version=0.0.4",
+        example = "visual_search_index_points 24\n"),
+))]
 pub async fn metrics(State(st): State<AppState>) -> impl IntoResponse {
     if let Ok(counts) = st.inbox.counts().await {
         for status in crate::inbox::EventStatus::ALL {

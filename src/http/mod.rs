@@ -9,8 +9,11 @@
 
 pub(crate) mod events;
 pub(crate) mod extract;
+pub mod headers;
 pub(crate) mod health;
 pub mod limits;
+pub mod openapi;
+pub mod schemas;
 pub(crate) mod search;
 pub mod serve;
 pub mod signature;

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{
     extract::{ApiJson, drain, read_limited, read_upload},
+    schemas::{ErrorBody, ImageBytes, ImageUpload, SearchResponse},
     state::SearchState,
 };
 use crate::{
@@ -63,6 +64,15 @@ fn page_json(page: SearchPage, model_version: &str) -> ApiJson<Value> {
 }
 
 /// `GET /api/v1/products/{id}/similar`
+#[utoipa::path(get, path = "/api/v1/products/{id}/similar", tag = "search",
+    params(("id" = String, Path, description = "An indexed product's id"), SearchParams),
+    responses(
+        (status = 200, description = "Products that look like it, best first, never itself", body = SearchResponse),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "Not in the index", body = ErrorBody),
+        (status = 422, description = "min_price above max_price", body = ErrorBody),
+        (status = 429, description = "Over the per-IP search rate", body = ErrorBody),
+    ))]
 pub async fn similar(
     State(st): State<SearchState>,
     Path(id): Path<String>,
@@ -77,15 +87,30 @@ pub async fn similar(
 
 /// The text parameters, beside [`SearchParams`]: the words (`q`) and, on
 /// text search, a product whose look joins the ranking (`like`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TextParams {
+    /// The words: every one must match (title, description, category or
+    /// labels), each also as a prefix; case and diacritics folded. At most
+    /// 256 characters. On an image search, makes it hybrid.
+    #[param(example = "leather bag")]
     pub q: Option<String>,
+    /// Text search only: a product whose look joins the ranking (hybrid).
+    #[param(example = "demo-0009")]
     pub like: Option<String>,
 }
 
 /// `GET /api/v1/search/text?q=…[&like=<product_id>]`: with `like`, the
 /// hybrid of the text ranking and the vector ranking of that product's
 /// look (the product itself left out).
+#[utoipa::path(get, path = "/api/v1/search/text", tag = "search", params(TextParams, SearchParams),
+    responses(
+        (status = 200, description = "Products whose words match, best first", body = SearchResponse),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 404, description = "`like` names a product that is not in the index", body = ErrorBody),
+        (status = 422, description = "`q` has no word or is over 256 characters, offset over 1000, or min_price above max_price", body = ErrorBody),
+        (status = 429, description = "Over the per-IP search rate", body = ErrorBody),
+    ))]
 pub async fn text(
     State(st): State<SearchState>,
     SearchQuery(p): SearchQuery<SearchParams>,
@@ -107,9 +132,11 @@ pub async fn text(
 }
 
 /// A search by image URL: `{"url": "…"}`, optionally with `"q"`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://images.example.com/bag.jpg", "q": "red"}))]
 pub struct ByUrl {
+    /// An http(s) image URL, fetched under the same rules as product images.
     pub url: String,
     #[serde(default)]
     pub q: Option<String>,
@@ -122,6 +149,22 @@ const MAX_URL_BODY: usize = 16 * 1024;
 /// the body, or JSON `{"url": "…"}` (fetched through the guarded fetcher).
 /// With `q` (query string, or the JSON's `q`) it is the hybrid of the image
 /// and text rankings.
+#[utoipa::path(post, path = "/api/v1/search/image", tag = "search", params(TextParams, SearchParams),
+    request_body(description = "A JPEG, PNG, WebP or GIF: the multipart field `image`, the raw bytes as the body, or JSON `{\"url\": …}` naming one to fetch",
+        content(
+            (ImageUpload = "multipart/form-data"),
+            (ImageBytes = "application/octet-stream"),
+            (ImageBytes = "image/jpeg"),
+            (ImageBytes = "image/png"),
+            (ByUrl = "application/json"),
+        )),
+    responses(
+        (status = 200, description = "Products that look like the image, best first (hybrid with `q`)", body = SearchResponse),
+        (status = 400, description = "Malformed query, JSON or multipart body", body = ErrorBody),
+        (status = 413, description = "Image larger than fetch.max_bytes", body = ErrorBody),
+        (status = 422, description = "No image, not a readable image, or a URL refused or unfetchable", body = ErrorBody),
+        (status = 429, description = "Too many uploads in flight, or over the per-IP search rate", body = ErrorBody),
+    ))]
 pub async fn by_image(
     State(st): State<SearchState>,
     SearchQuery(p): SearchQuery<SearchParams>,

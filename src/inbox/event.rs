@@ -114,7 +114,7 @@ pub struct Inserted {
 /// `pending → processing → completed`, or `processing → retrying →
 /// processing …` while transient failures have tries left, or `processing →
 /// failed`. A manual retry puts a finished event back to `pending`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     /// Stored and waiting for its first try.

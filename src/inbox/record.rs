@@ -11,7 +11,14 @@ use super::{
 
 /// One stored event. Serialised, it is the admin API's view: times as
 /// RFC 3339, the payload left out (see [`EventRecord::view`]).
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "0193b2c4-7d1e-7a60-9f0e-2b9d3c4e5f60", "provider": "bakai",
+    "external_id": "evt-0001", "event_type": "product.created", "event_subtype": "created",
+    "entity_type": "product", "entity_id": "demo-0001", "status": "failed", "retry_count": 3,
+    "max_retries": 3, "next_retry_at": null, "processing_started_at": null,
+    "processed_at": "2026-12-01T10:00:03.120Z", "error": "image fetch: HTTP 404",
+    "outcome": null, "created_at": "2026-12-01T10:00:00.000Z",
+    "updated_at": "2026-12-01T10:00:03.120Z"}))]
 pub struct EventRecord {
     pub id: String,
     pub provider: String,
@@ -26,21 +33,27 @@ pub struct EventRecord {
     pub retry_count: i64,
     pub max_retries: i64,
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub next_retry_at: Option<i64>,
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub processing_started_at: Option<i64>,
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub processed_at: Option<i64>,
     /// When an operator asked for a retry whose try has not ended yet.
     #[serde(serialize_with = "rfc3339_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub manual_retry_at: Option<i64>,
     pub error: Option<String>,
     pub outcome: Option<String>,
     #[serde(skip)]
     pub payload: String,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
     #[serde(serialize_with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: i64,
 }
 

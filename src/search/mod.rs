@@ -53,20 +53,31 @@ pub enum SearchError {
 /// (`category=a,b`), or repeated when the request goes through
 /// `http::search` (which joins repeats with commas first). A result passes
 /// when its value is any of them.
-#[derive(Debug, Default, Clone, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
-    /// Results per page, 1 to [`MAX_LIMIT`] (clamped); default
-    /// [`DEFAULT_LIMIT`].
+    /// Results per page, 1 to 100 (larger is clamped); default 10.
+    #[param(example = 10)]
     pub limit: Option<usize>,
-    /// Results to skip, up to [`MAX_OFFSET`] (more is refused).
+    /// Results to skip, 0 to 1000 (more is 422); `next_offset` of the
+    /// previous page.
+    #[param(example = 0)]
     pub offset: Option<usize>,
+    /// Only these categories (exact match; comma-separated or repeated).
     #[serde(default, deserialize_with = "comma_list")]
+    #[param(value_type = Option<String>, example = "bags")]
     pub category: Vec<String>,
+    /// Only these currencies (exact match; comma-separated or repeated).
     #[serde(default, deserialize_with = "comma_list")]
+    #[param(value_type = Option<String>, example = "KGS")]
     pub currency: Vec<String>,
+    /// Only products at this price or above (a finite number).
     #[serde(default, deserialize_with = "finite")]
+    #[param(example = 10.0)]
     pub min_price: Option<f64>,
+    /// Only products at this price or below (a finite number).
     #[serde(default, deserialize_with = "finite")]
+    #[param(example = 100.0)]
     pub max_price: Option<f64>,
 }
 
@@ -148,7 +159,7 @@ impl SearchParams {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct SearchResult {
     pub product_id: String,
     /// What the results are ordered by: cosine similarity (vector search),
@@ -167,7 +178,7 @@ pub struct SearchResult {
 /// ranking holds it, whether its own words (title, description, category)
 /// matched the query's, and whether its labels (what the classifier sees in
 /// its photo) did.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Signals {
     pub vector: Option<f32>,
     pub text: bool,

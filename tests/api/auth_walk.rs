@@ -61,6 +61,13 @@ const ROUTES: &[(&str, Guard)] = &[
     ("/api/v1/webhooks/telegram", Guard::ProviderSecret),
     ("/api/v1/webhooks/telegram/{bot}", Guard::ProviderSecret),
     ("/api/v1/webhooks/whatsapp", Guard::ProviderSecret),
+    // The pages: the admin console's page is public, its data comes from
+    // the admin API with the token the browser session holds.
+    ("/", Guard::Public),
+    ("/products/{id}", Guard::Public),
+    ("/admin", Guard::Public),
+    ("/assets/{name}", Guard::Public),
+    ("/api/v1/products/{id}/thumbnail", Guard::Public),
 ];
 
 #[derive(Debug)]

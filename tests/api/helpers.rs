@@ -147,6 +147,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub images: ImageServer,
     pub settings: Settings,
+    /// The routes the app serves (a copy of the running app's router).
+    pub router: axum::Router,
     _tmp: Option<Arc<tempfile::TempDir>>,
     token: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -242,12 +244,14 @@ pub async fn start(
     let addr = format!("http://127.0.0.1:{}", app.port());
     let token = CancellationToken::new();
     let due = Some(app.due_processor());
+    let router = app.router();
     let handle = tokio::spawn(app.run_until(token.clone().cancelled_owned()));
     TestApp {
         addr,
         client: reqwest::Client::new(),
         images,
         settings,
+        router,
         _tmp: tmp,
         token,
         handle: Some(handle),

@@ -58,6 +58,10 @@ impl Provider for Telegram {
         vec![(PROVIDER, self.handler.clone())]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <super::webhook::TelegramApi as utoipa::OpenApi>::openapi()
+    }
+
     fn status(&self) -> serde_json::Value {
         let default = self.state.bots.default_bot();
         serde_json::json!({

@@ -18,7 +18,11 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{PROVIDER, bots::TelegramBot, state::TelegramState, update::parse_update};
-use crate::{error::ApiError, http::extract::read_limited, inbox::NewEvent};
+use crate::{
+    error::ApiError,
+    http::{extract::read_limited, schemas::ErrorBody},
+    inbox::NewEvent,
+};
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
@@ -33,6 +37,15 @@ fn header_secret(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The default bot, by the secret header.
+#[utoipa::path(post, path = "/api/v1/webhooks/telegram", tag = "webhooks",
+    request_body(content = Object, description = "A Telegram `Update` object, as the Bot API posts it", example = json!({"update_id": 10000, "message": {"message_id": 1, "date": 1733050000, "chat": {"id": 1111111, "type": "private"}, "from": {"id": 1111111, "is_bot": false, "first_name": "Aida"}, "text": "red bag"}})),
+    security(("telegram_secret" = [])),
+    responses(
+        (status = 200, description = "Stored (or a duplicate of a stored update)", body = TelegramAck),
+        (status = 400, description = "Not an update: not a JSON object with an integer `update_id`", body = ErrorBody),
+        (status = 401, description = "Wrong or missing secret", body = ErrorBody),
+        (status = 413, description = "Body over server.max_body_bytes", body = ErrorBody),
+    ))]
 pub async fn receive_default(
     State(st): State<TelegramState>,
     headers: HeaderMap,
@@ -46,6 +59,16 @@ pub async fn receive_default(
 }
 
 /// `/{key}`: a bot id with the secret header, or a bot's token.
+#[utoipa::path(post, path = "/api/v1/webhooks/telegram/{bot}", tag = "webhooks",
+    params(("bot" = String, Path, description = "A configured bot's id (then the secret header is required), or the bot's token itself")),
+    request_body(content = Object, description = "A Telegram `Update` object, as the Bot API posts it", example = json!({"update_id": 10000, "message": {"message_id": 1, "date": 1733050000, "chat": {"id": 1111111, "type": "private"}, "from": {"id": 1111111, "is_bot": false, "first_name": "Aida"}, "text": "red bag"}})),
+    security(("telegram_secret" = []), ()),
+    responses(
+        (status = 200, description = "Stored (or a duplicate of a stored update)", body = TelegramAck),
+        (status = 400, description = "Not an update: not a JSON object with an integer `update_id`", body = ErrorBody),
+        (status = 401, description = "Wrong or missing secret", body = ErrorBody),
+        (status = 413, description = "Body over server.max_body_bytes", body = ErrorBody),
+    ))]
 pub async fn receive(
     State(st): State<TelegramState>,
     Path(key): Path<String>,
@@ -96,4 +119,40 @@ async fn store(
         resp["duplicate"] = Value::Bool(true);
     }
     Ok(Json(resp))
+}
+
+/// What a stored update is answered with.
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"ok": true, "task_id": "0193a1b2-…"}))]
+#[allow(dead_code)]
+pub struct TelegramAck {
+    ok: bool,
+    /// The stored event's id (`GET /api/v1/events/{id}`).
+    task_id: String,
+    /// Present, and true, when this update was stored before.
+    duplicate: Option<bool>,
+}
+
+/// Telegram's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive_default, receive), components(schemas(ErrorBody, TelegramAck)),
+    modifiers(&SecretHeader))]
+pub struct TelegramApi;
+
+struct SecretHeader;
+
+impl utoipa::Modify for SecretHeader {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "telegram_secret",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "X-Telegram-Bot-Api-Secret-Token",
+                    "The secret_token the bot's setWebhook registered (TELEGRAM_WEBHOOK_SECRET)",
+                ))),
+            );
+    }
 }

@@ -59,6 +59,10 @@ impl Provider for Whatsapp {
         vec![(PROVIDER, self.handler.clone())]
     }
 
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <super::webhook::WhatsappApi as utoipa::OpenApi>::openapi()
+    }
+
     fn status(&self) -> serde_json::Value {
         serde_json::json!({
             "numbers": self.state.numbers.len(),

@@ -22,12 +22,23 @@ use serde_json::{Value, json};
 use super::{PROVIDER, payload::split, state::WhatsappState};
 use crate::{
     error::ApiError,
-    http::{extract::read_limited, signature},
+    http::{extract::read_limited, schemas::ErrorBody, signature},
     inbox::NewEvent,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-hub-signature-256";
 
+#[utoipa::path(get, path = "/api/v1/webhooks/whatsapp", tag = "webhooks",
+    params(
+        ("hub.mode" = String, Query, description = "`subscribe`"),
+        ("hub.verify_token" = String, Query, description = "WHATSAPP_VERIFY_TOKEN"),
+        ("hub.challenge" = String, Query, description = "Echoed back on success"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, as plain text", body = String, content_type = "text/plain"),
+        (status = 400, description = "A parameter is missing", body = ErrorBody),
+        (status = 403, description = "Wrong mode or verify token", body = ErrorBody),
+    ))]
 pub async fn handshake(
     State(st): State<WhatsappState>,
     Query(q): Query<HashMap<String, String>>,
@@ -52,6 +63,20 @@ fn count_error() {
         .increment(1);
 }
 
+#[utoipa::path(post, path = "/api/v1/webhooks/whatsapp", tag = "webhooks",
+    request_body(content = Object, description = "A WhatsApp Cloud API delivery (`object`, `entry[].changes[].value`)",
+        example = json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages",
+            "value": {"messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+            "contacts": [{"profile": {"name": "Aida"}, "wa_id": "996700000001"}],
+            "messages": [{"from": "996700000001", "id": "wamid.HBgM…", "timestamp": "1733050000", "type": "text", "text": {"body": "red bag"}}]}}]}]})),
+    security(("whatsapp_signature" = [])),
+    responses(
+        (status = 200, description = "Every message and status stored (duplicates by wamid counted)", body = WhatsappAck),
+        (status = 400, description = "Not a delivery", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Hub-Signature-256", body = ErrorBody),
+        (status = 413, description = "Body over server.max_body_bytes", body = ErrorBody),
+        (status = 503, description = "No WHATSAPP_APP_SECRET configured (fails closed)", body = ErrorBody),
+    ))]
 pub async fn receive(
     State(st): State<WhatsappState>,
     headers: HeaderMap,
@@ -109,4 +134,38 @@ pub async fn receive(
         "duplicates": duplicates,
         "task_ids": results.iter().map(|r| r.task_id.clone()).collect::<Vec<_>>(),
     })))
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"ok": true, "stored": 1, "duplicates": 0, "task_ids": ["0193a1b2-…"]}))]
+#[allow(dead_code)]
+pub struct WhatsappAck {
+    ok: bool,
+    stored: usize,
+    duplicates: usize,
+    task_ids: Vec<String>,
+}
+
+/// WhatsApp's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(handshake, receive), components(schemas(ErrorBody, WhatsappAck)),
+    modifiers(&HubSignature))]
+pub struct WhatsappApi;
+
+struct HubSignature;
+
+impl utoipa::Modify for HubSignature {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "whatsapp_signature",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "X-Hub-Signature-256",
+                    "`sha256=<hex>`: HMAC-SHA256 of the raw body with WHATSAPP_APP_SECRET",
+                ))),
+            );
+    }
 }

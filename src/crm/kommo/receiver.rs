@@ -22,7 +22,7 @@ use super::{delivery::Delivery, event::KommoEvent, form, orgs::Organisations};
 use crate::{
     config::Secret,
     error::ApiError,
-    http::{extract::read_limited, signature},
+    http::{extract::read_limited, schemas::ErrorBody, signature},
     inbox::Inbox,
 };
 
@@ -43,6 +43,18 @@ fn count(outcome: &'static str) {
     metrics::counter!("visual_search_kommo_webhooks_total", "outcome" => outcome).increment(1);
 }
 
+#[utoipa::path(post, path = "/api/v1/webhooks/kommo/{secret}", tag = "webhooks",
+    params(("secret" = String, Path, description = "The organisation's webhook secret (KOMMO_WEBHOOK_SECRET for the default one); Kommo does not sign")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "Kommo's form body: nested keys such as `leads[status][0][id]` and `account[subdomain]`",
+        example = json!("leads[status][0][id]=25399013&leads[status][0][status_id]=142&leads[status][0][pipeline_id]=3166396&account[subdomain]=acme&account[id]=29085955")),
+    security((), ("kommo_signature" = [])),
+    responses(
+        (status = 200, description = "One stored event per entity change", body = KommoAck),
+        (status = 400, description = "Not a form body", body = ErrorBody),
+        (status = 401, description = "Unknown secret, bad signature (when one is required), or an account that is not this secret's", body = ErrorBody),
+        (status = 413, description = "Body over server.max_body_bytes", body = ErrorBody),
+    ))]
 pub async fn receive(
     State(st): State<ReceiverState>,
     Path(secret): Path<String>,
@@ -100,4 +112,38 @@ pub async fn receive(
         "organisation": org.name,
         "events": out,
     })))
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(example = json!({"success": true, "organisation": "acme", "events": [{"task_id": "0193a1b2-…",
+    "event_subtype": "lead_status_changed", "entity_type": "lead", "entity_id": "25399013", "duplicate": false}]}))]
+#[allow(dead_code)]
+pub struct KommoAck {
+    success: bool,
+    organisation: String,
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<Value>,
+}
+
+/// The Kommo receiver's part of the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(receive), components(schemas(ErrorBody, KommoAck)), modifiers(&KommoSignature))]
+pub struct KommoApi;
+
+struct KommoSignature;
+
+impl utoipa::Modify for KommoSignature {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "kommo_signature",
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                    "X-Signature",
+                    "Optional (crm.kommo_signature_secret): `sha256=<hex>` HMAC-SHA256 of the raw body",
+                ))),
+            );
+    }
 }

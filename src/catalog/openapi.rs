@@ -1,0 +1,34 @@
+//! BakaiMarket's part of the OpenAPI document: the signed webhook (its
+//! `X-Webhook-Signature` scheme and body) and the product lookup.
+
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
+};
+
+use crate::http::schemas::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(super::webhook::receive, super::products::get),
+    components(schemas(ErrorBody)),
+    modifiers(&WebhookSignature)
+)]
+pub struct CatalogApi;
+
+/// The `webhook_signature` scheme: HMAC-SHA256 of the raw body.
+struct WebhookSignature;
+
+impl Modify for WebhookSignature {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "webhook_signature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Webhook-Signature",
+                "`sha256=<hex>`: HMAC-SHA256 of the raw request body with WEBHOOK_SECRET \
+                 (any of its comma-separated keys, for rotation). `vitrine sign` makes one.",
+            ))),
+        );
+    }
+}

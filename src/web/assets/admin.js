@@ -1,0 +1,190 @@
+// Vitrine's admin console. The token lives in sessionStorage for this tab
+// only and goes out as an Authorization header, never in a URL. Every
+// value from the API is shown with textContent.
+"use strict";
+(function () {
+  const KEY = "vitrine.adminToken";
+  const $ = (id) => document.getElementById(id);
+  const login = $("login"), consoleEl = $("console"), loginError = $("login-error");
+  const filters = $("event-filters"), tbody = document.querySelector("#events tbody");
+  const listStatus = $("list-status"), pageInfo = $("page-info");
+  const detail = $("detail");
+  let page = 1, totalPages = 1, current = null;
+
+  function token() { return sessionStorage.getItem(KEY); }
+
+  async function api(path, opts) {
+    const headers = Object.assign({}, opts && opts.headers, { Authorization: "Bearer " + token() });
+    const resp = await fetch(path, Object.assign({}, opts, { headers }));
+    let data = null;
+    try { data = await resp.json(); } catch (e) { /* not JSON */ }
+    if (resp.status === 401) { logout("The token was refused; log in again."); }
+    return { ok: resp.ok, status: resp.status, data };
+  }
+
+  function show(loggedIn) {
+    login.hidden = loggedIn;
+    consoleEl.hidden = !loggedIn;
+  }
+
+  function logout(message) {
+    sessionStorage.removeItem(KEY);
+    show(false);
+    loginError.hidden = !message;
+    loginError.textContent = message || "";
+  }
+
+  $("login-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(KEY, $("token").value);
+    $("token").value = "";
+    const r = await api("/api/v1/events?limit=1");
+    if (!r.ok) {
+      if (r.status !== 401) logout(r.data && r.data.error ? r.data.error : "Login failed (" + r.status + ")");
+      return;
+    }
+    loginError.hidden = true;
+    show(true);
+    page = 1;
+    list();
+  });
+  $("logout").addEventListener("click", () => logout(""));
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text === null || text === undefined ? "" : String(text);
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  async function list() {
+    const q = new URLSearchParams();
+    for (const [k, v] of new FormData(filters)) { if (String(v).trim()) q.set(k, String(v).trim()); }
+    q.set("page", String(page));
+    listStatus.textContent = "Loading…";
+    const r = await api("/api/v1/events?" + q);
+    if (!r.ok) { listStatus.textContent = r.data && r.data.error ? r.data.error : "Failed (" + r.status + ")"; return; }
+    const rows = r.data.data, p = r.data.pagination;
+    totalPages = Math.max(1, p.totalPages);
+    tbody.replaceChildren();
+    for (const ev of rows) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = ev.id;
+      tr.append(cell(ev.created_at), cell(ev.provider), cell(ev.event_type), cell(ev.entity_id),
+        cell(ev.status, "st-" + ev.status), cell(ev.retry_count + "/" + ev.max_retries), cell(ev.error, "err"));
+      tr.addEventListener("click", () => open(ev.id));
+      tbody.append(tr);
+    }
+    listStatus.textContent = p.total + " event" + (p.total === 1 ? "" : "s");
+    pageInfo.textContent = "page " + p.page + " of " + totalPages;
+    $("prev").disabled = page <= 1;
+    $("next").disabled = page >= totalPages;
+  }
+
+  filters.addEventListener("submit", (e) => { e.preventDefault(); page = 1; list(); });
+  $("prev").addEventListener("click", () => { if (page > 1) { page--; list(); } });
+  $("next").addEventListener("click", () => { if (page < totalPages) { page++; list(); } });
+
+  async function open(id) {
+    const r = await api("/api/v1/events/" + encodeURIComponent(id));
+    if (!r.ok) { listStatus.textContent = r.data && r.data.error ? r.data.error : "Failed (" + r.status + ")"; return; }
+    current = r.data.data;
+    $("detail-title").textContent = current.event_type + " · " + (current.entity_id || current.id);
+    const dl = $("detail-fields");
+    dl.replaceChildren();
+    for (const k of ["id", "provider", "external_id", "event_subtype", "entity_type", "entity_id", "org",
+      "status", "retry_count", "max_retries", "outcome",
+      "created_at", "updated_at", "processing_started_at", "processed_at", "next_retry_at"]) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = k;
+      dd.textContent = current[k] === null || current[k] === undefined ? "—" : String(current[k]);
+      if (k === "status") { dd.id = "detail-status"; dd.className = "st-" + current[k]; }
+      dl.append(dt, dd);
+    }
+    $("detail-error").textContent = current.error || "—";
+    const attempts = document.querySelector("#attempts tbody");
+    attempts.replaceChildren();
+    for (const a of current.attempts || []) {
+      const tr = document.createElement("tr");
+      tr.append(cell(a.started_at), cell(a.ended_at || "running"), cell(a.kind),
+        cell(a.outcome || "—", a.outcome ? "st-" + a.outcome : ""), cell(a.error, "err"));
+      attempts.append(tr);
+    }
+    $("detail-payload").textContent = typeof current.payload === "string"
+      ? current.payload : JSON.stringify(current.payload, null, 2);
+    $("retry-status").textContent = "";
+    detail.hidden = false;
+    detail.scrollIntoView({ block: "nearest" });
+  }
+
+  $("close-detail").addEventListener("click", () => { detail.hidden = true; });
+  $("retry").addEventListener("click", async () => {
+    if (!current) return;
+    const r = await api("/api/v1/events/" + encodeURIComponent(current.id) + "/retry", { method: "POST" });
+    if (!r.ok) { $("retry-status").textContent = r.data && r.data.error ? r.data.error : "Failed (" + r.status + ")"; return; }
+    const st = r.data.data.status;
+    $("retry-status").textContent = "Queued again: now " + st;
+    const dd = $("detail-status");
+    if (dd) { dd.textContent = st; dd.className = "st-" + st; }
+    list();
+  });
+
+  // Bulk replay: the history filters as the job's filter; a dry-run count
+  // first, then the job, polled until it ends, cancellable.
+  let replayJob = null, replayTimer = null;
+  const replayStatus = $("replay-status");
+  function replayFilter() {
+    const body = {};
+    for (const [k, v] of new FormData(filters)) {
+      if (k !== "limit" && String(v).trim()) body[k] = String(v).trim();
+    }
+    return body;
+  }
+  function errorOf(r) { return r.data && r.data.error ? r.data.error : "Failed (" + r.status + ")"; }
+  $("replay-count").addEventListener("click", async () => {
+    const r = await api("/api/v1/events/replay?dry_run=true", {
+      method: "POST", body: JSON.stringify(replayFilter()),
+      headers: { "Content-Type": "application/json" } });
+    if (!r.ok) { replayStatus.textContent = errorOf(r); return; }
+    const d = r.data.data;
+    replayStatus.textContent = d.matched + " event" + (d.matched === 1 ? "" : "s") + " match; a replay puts "
+      + d.would_replay + " back to pending" + (d.matched > d.cap ? " (the cap is " + d.cap + ")" : "") + ".";
+    $("replay-start").hidden = d.would_replay === 0;
+  });
+  $("replay-start").addEventListener("click", async () => {
+    $("replay-start").hidden = true;
+    const r = await api("/api/v1/events/replay", {
+      method: "POST", body: JSON.stringify(replayFilter()),
+      headers: { "Content-Type": "application/json" } });
+    if (!r.ok) { replayStatus.textContent = errorOf(r); return; }
+    replayJob = r.data.data;
+    $("replay-cancel").hidden = false;
+    pollReplay();
+  });
+  $("replay-cancel").addEventListener("click", async () => {
+    if (!replayJob) return;
+    const r = await api("/api/v1/events/replay/" + encodeURIComponent(replayJob.id) + "/cancel", { method: "POST" });
+    if (!r.ok) { replayStatus.textContent = errorOf(r); return; }
+    replayJob = r.data.data;
+    pollReplay();
+  });
+  async function pollReplay() {
+    clearTimeout(replayTimer);
+    if (!replayJob) return;
+    const r = await api("/api/v1/events/replay/" + encodeURIComponent(replayJob.id));
+    if (!r.ok) { replayStatus.textContent = errorOf(r); return; }
+    const j = r.data.data;
+    replayStatus.textContent = "Replay " + j.status + ": " + j.replayed + " of " + Math.min(j.matched, j.cap)
+      + " put back" + (j.skipped ? ", " + j.skipped + " skipped (being processed)" : "") + ".";
+    if (j.status === "running") {
+      replayTimer = setTimeout(pollReplay, 1000);
+    } else {
+      $("replay-cancel").hidden = true;
+      replayJob = null;
+      list();
+    }
+  }
+
+  show(!!token());
+  if (token()) list();
+})();
