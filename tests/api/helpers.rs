@@ -147,8 +147,10 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub images: ImageServer,
     pub settings: Settings,
-    /// The routes the app serves (a copy of the running app's router).
-    pub router: axum::Router,
+    /// The `Debug` text of the app's router, the only way axum shows its
+    /// routes. Not the router itself: it holds the app's state (the embedder
+    /// among it), and a clone kept here would keep shutdown waiting.
+    pub router_text: String,
     _tmp: Option<Arc<tempfile::TempDir>>,
     token: CancellationToken,
     handle: Option<JoinHandle<anyhow::Result<()>>>,
@@ -244,14 +246,14 @@ pub async fn start(
     let addr = format!("http://127.0.0.1:{}", app.port());
     let token = CancellationToken::new();
     let due = Some(app.due_processor());
-    let router = app.router();
+    let router_text = format!("{:?}", app.router());
     let handle = tokio::spawn(app.run_until(token.clone().cancelled_owned()));
     TestApp {
         addr,
         client: reqwest::Client::new(),
         images,
         settings,
-        router,
+        router_text,
         _tmp: tmp,
         token,
         handle: Some(handle),

@@ -17,10 +17,9 @@ fn is_api(path: &str) -> bool {
 
 /// The paths in the router, read from its `Debug` text (axum has no other
 /// way to list them): each route appears as `RouteId(n): "/path"`.
-fn router_paths(router: &axum::Router) -> BTreeSet<String> {
-    let text = format!("{router:?}");
+fn router_paths(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    let mut rest = text.as_str();
+    let mut rest = text;
     while let Some(i) = rest.find("RouteId(") {
         rest = &rest[i + "RouteId(".len()..];
         let Some(q) = rest.find("): \"") else {
@@ -78,7 +77,7 @@ async fn every_route_is_documented_and_every_documented_operation_is_served() {
         .keys()
         .cloned()
         .collect();
-    let served: BTreeSet<String> = router_paths(&app.router)
+    let served: BTreeSet<String> = router_paths(&app.router_text)
         .into_iter()
         .filter(|p| is_api(p))
         .collect();

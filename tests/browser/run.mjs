@@ -1,6 +1,6 @@
 // Vitrine's pages in headless Chromium (Debian's /usr/bin/chromium, driven
 // by playwright-core), against a live `vitrine serve` that
-// scripts/browser-test.sh starts. Loads a small catalog of real photos
+// scripts/web-test.sh starts. Loads a small catalog of real photos
 // through the signed webhook, then: a photo of a product finds it first;
 // a `<script>` title is shown as text and never runs; the category filter
 // narrows the grid; a text search finds a product by its title; the admin
@@ -189,6 +189,16 @@ await check("the admin console: log in, filter failed, retry, see the status cha
   await page.locator("#console").waitFor({ state: "visible" });
   await page.click("#logout");
   await page.locator("#login").waitFor({ state: "visible" });
+});
+
+await check("the admin dashboard draws its charts from the stats endpoint", async () => {
+  await page.goto(`${BASE}/admin`);
+  await page.fill("#token", ADMIN);
+  await page.click('#login-form button[type="submit"]');
+  await page.waitForFunction(() => document.querySelectorAll("#charts .uplot").length >= 5);
+  const status = await page.locator("#stats-status").textContent();
+  assert(/^Queue now: \d+ pending/.test(status), status);
+  await shots("admin-dashboard");
 });
 
 await check("Swagger UI renders the API from this server", async () => {

@@ -27,7 +27,7 @@
 
 mod guard;
 mod local;
-mod resolve;
+pub mod resolve;
 pub mod s3;
 
 use std::{path::PathBuf, sync::Arc, time::Duration};

@@ -14,7 +14,7 @@
 use url::Url;
 
 /// Why a key is refused.
-pub(super) type KeyError = &'static str;
+pub type KeyError = &'static str;
 
 /// Checks the text of a key, whatever it is resolved against (a base URL or
 /// an S3 bucket): a relative path without dot segments, backslashes or
@@ -46,7 +46,7 @@ pub(super) fn check_key_text(key: &str) -> Result<(), KeyError> {
 
 /// Resolves `key` against `base` (whose path ends in `/`) and proves the
 /// result lies under it.
-pub(super) fn resolve_key(base: &Url, key: &str) -> Result<Url, KeyError> {
+pub fn resolve_key(base: &Url, key: &str) -> Result<Url, KeyError> {
     check_key_text(key)?;
     // `a:b` parses as an absolute URL of scheme `a` (`file:etc/passwd`).
     let first = key.split(['/', '?', '#']).next().unwrap_or_default();

@@ -47,6 +47,7 @@
     show(true);
     page = 1;
     list();
+    stats();
   });
   $("logout").addEventListener("click", () => logout(""));
 
@@ -185,6 +186,73 @@
     }
   }
 
+  // The dashboard: the last hour per minute from GET /api/v1/stats, drawn
+  // with uPlot (vendored); refreshed every 15 s while the console is open.
+  // The queue depth has no history in the database: it is sampled here.
+  const COLORS = ["#0b57d0", "#137333", "#a50e0e", "#8a5a00", "#6a1b9a", "#00796b", "#c2185b", "#455a64"];
+  const charts = {}, depthSamples = [[], []];
+  let statsTimer = null;
+  function chartBox(key, title) {
+    let box = document.getElementById("chart-" + key);
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "chart"; box.id = "chart-" + key;
+      const h = document.createElement("h3");
+      h.textContent = title;
+      box.append(h);
+      $("charts").append(box);
+    }
+    return box;
+  }
+  function draw(key, title, xs, named) {
+    const names = Object.keys(named);
+    const data = [xs].concat(names.map((n) => named[n]));
+    const sig = names.join("\u0000");
+    const box = chartBox(key, title);
+    const width = Math.max(280, box.clientWidth - 16);
+    if (charts[key] && charts[key].sig === sig) {
+      charts[key].plot.setData(data);
+      return;
+    }
+    if (charts[key]) charts[key].plot.destroy();
+    const opts = {
+      width, height: 200,
+      scales: { x: { time: true } },
+      series: [{}].concat(names.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 2,
+        fill: names.length === 1 ? COLORS[i % COLORS.length] + "22" : undefined }))),
+      axes: [{}, { size: 40 }],
+    };
+    charts[key] = { sig, plot: new uPlot(opts, data, box) };
+  }
+  window.addEventListener("resize", () => {
+    for (const key of Object.keys(charts)) {
+      const box = document.getElementById("chart-" + key);
+      charts[key].plot.setSize({ width: Math.max(280, box.clientWidth - 16), height: 200 });
+    }
+  });
+  async function stats() {
+    clearTimeout(statsTimer);
+    if (!token() || consoleEl.hidden) return;
+    const r = await api("/api/v1/stats?minutes=60");
+    const status = $("stats-status");
+    if (!r.ok) { status.textContent = errorOf(r); return; }
+    const d = r.data.data, q = d.queue_depth;
+    status.textContent = "Queue now: " + q.pending + " pending, " + q.retrying + " retrying, "
+      + q.processing + " processing.";
+    const xs = d.timestamps;
+    const byProvider = Object.keys(d.received.by_provider).length ? d.received.by_provider : { events: d.received.total };
+    draw("provider", "Events received per minute, by provider", xs, byProvider);
+    const byStatus = Object.keys(d.received.by_status).length ? d.received.by_status : { events: d.received.total };
+    draw("status", "Events received per minute, by status now", xs, byStatus);
+    draw("failures", "Failures per minute", xs, { "failed for good": d.failures.final, "failed tries": d.failures.tries });
+    draw("embeddings", "Images embedded per minute", xs, { embedded: d.embeddings });
+    depthSamples[0].push(Math.floor(Date.now() / 1000));
+    depthSamples[1].push(q.total);
+    if (depthSamples[0].length > 240) { depthSamples[0].shift(); depthSamples[1].shift(); }
+    draw("depth", "Queue depth (sampled while this page is open)", depthSamples[0], { queued: depthSamples[1] });
+    statsTimer = setTimeout(stats, 15000);
+  }
+
   show(!!token());
-  if (token()) list();
+  if (token()) { list(); stats(); }
 })();

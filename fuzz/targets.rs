@@ -1,0 +1,121 @@
+//! The fuzz targets' bodies, shared by the cargo-fuzz binaries in
+//! `fuzz/fuzz_targets/` (coverage-guided, nightly: see `fuzz/README.md`)
+//! and by `tests/fuzz_corpus.rs`, which replays every committed corpus file
+//! and a fixed set of mutations of them on stable Rust in CI.
+//!
+//! Each target feeds arbitrary bytes to one parser of untrusted input and
+//! checks what must hold for any input: no panic, and where the parser
+//! makes a promise, that promise (a key resolves under its base; a form
+//! tree survives encoding; a decoded image respects its pixel cap).
+
+use std::sync::OnceLock;
+
+use vitrine::{
+    catalog::event::parse_event,
+    channels::{telegram::update::parse_update, whatsapp::payload::split},
+    config::Secret,
+    crm::kommo::form,
+    embed::{fetch::resolve::resolve_key, preprocess},
+    http::signature,
+};
+
+/// A BakaiMarket webhook body: JSON, duplicate keys, shape, validation.
+pub fn catalog_event(data: &[u8]) {
+    if let Ok(ev) = parse_event(data) {
+        // A valid event names a product and has an id.
+        assert!(!ev.data.product_id.is_empty() && !ev.event_id.is_empty());
+    }
+}
+
+/// An `X-Webhook-Signature` header (the first line of the input) over a
+/// body (the rest): never accepted unless it is the body's real HMAC.
+pub fn signature_header(data: &[u8]) {
+    let split = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+    let (header, body) = (&data[..split], data.get(split + 1..).unwrap_or_default());
+    let Ok(header) = std::str::from_utf8(header) else {
+        return;
+    };
+    let secrets = [Secret::new("fuzz-secret".to_string())];
+    if signature::verify(Some(header), body, &secrets).is_ok() {
+        assert_eq!(
+            header.trim(),
+            signature::sign("fuzz-secret", body),
+            "a signature that is not the body's HMAC was accepted"
+        );
+    }
+}
+
+/// An image through the decoder, with a small pixel cap and budget: never
+/// a panic, never more pixels than the cap.
+pub fn image_decode(data: &[u8]) {
+    static LIMITS: OnceLock<preprocess::DecodeLimits> = OnceLock::new();
+    let limits = LIMITS.get_or_init(|| preprocess::DecodeLimits::new(1 << 20, 64 << 20));
+    if let Ok(img) = preprocess::decode(data, limits) {
+        let (w, h) = img.dimensions();
+        assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
+    }
+}
+
+/// An event's `image_key` against an https and a file base: a key that
+/// resolves stays under its base (scheme, host, port, path prefix, and no
+/// dot segment left in any encoding).
+pub fn fetch_key(data: &[u8]) {
+    let Ok(key) = std::str::from_utf8(data) else {
+        return;
+    };
+    for base in [
+        "https://images.example.com/catalog/",
+        "file:///srv/vitrine/photos/",
+    ] {
+        let base = url::Url::parse(base).unwrap();
+        if let Ok(url) = resolve_key(&base, key) {
+            assert_eq!(url.scheme(), base.scheme(), "{key:?} -> {url}");
+            assert_eq!(url.host_str(), base.host_str(), "{key:?} -> {url}");
+            assert_eq!(url.port(), base.port(), "{key:?} -> {url}");
+            assert!(url.path().starts_with(base.path()), "{key:?} -> {url}");
+            let path = url.path().to_ascii_lowercase();
+            for seg in path.split('/') {
+                let seg = seg.replace("%2e", ".");
+                assert!(seg != "." && seg != "..", "{key:?} -> {url}");
+            }
+        }
+    }
+}
+
+/// A Telegram `Update` body.
+pub fn telegram_update(data: &[u8]) {
+    let _ = parse_update(data);
+}
+
+/// A WhatsApp Cloud API delivery, split into its messages and statuses:
+/// every part has an id to deduplicate it by.
+pub fn whatsapp_delivery(data: &[u8]) {
+    if let Ok(parts) = split(data) {
+        for p in parts {
+            assert!(!p.external_id.is_empty());
+        }
+    }
+}
+
+/// A Kommo form body: decoding, then encoding the tree and decoding it
+/// again gives the same tree.
+pub fn kommo_form(data: &[u8]) {
+    if let Ok(tree) = form::decode(data) {
+        let again = form::decode(form::encode(&tree).as_bytes()).expect("an encoded tree decodes");
+        assert_eq!(again, tree);
+    }
+}
+
+/// A target: its corpus folder's name and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target, by the name of its corpus folder.
+pub const TARGETS: &[Target] = &[
+    ("catalog_event", catalog_event),
+    ("signature_header", signature_header),
+    ("image_decode", image_decode),
+    ("fetch_key", fetch_key),
+    ("telegram_update", telegram_update),
+    ("whatsapp_delivery", whatsapp_delivery),
+    ("kommo_form", kommo_form),
+];
