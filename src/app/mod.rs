@@ -176,6 +176,11 @@ impl Application {
                 stop.clone(),
             ));
         }
+        if let Some(alerter) =
+            crate::alerts::Alerter::from_settings(core.db.clone(), &settings.alerts)
+        {
+            core.tasks.spawn(alerter.run(stop.clone()));
+        }
         let app = crate::http::router(
             state,
             providers.iter().map(|p| p.router()).collect(),
