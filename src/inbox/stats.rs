@@ -149,10 +149,14 @@ impl Inbox {
             .iter()
             .map(|(m, p, _, c)| (*m, p.clone(), *c))
             .collect();
+        // Only a completed event has an `outcome` (a manual retry or a
+        // replay clears it), so no status test: with one, SQLite walked the
+        // status index through every completed event instead of the
+        // `processed_at` range (`EXPLAIN QUERY PLAN`).
         let embedded: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT (processed_at / 60000) * 60000, provider, COUNT(*) FROM webhook_events \
              WHERE processed_at IS NOT NULL AND processed_at >= $1 AND processed_at < $2 \
-               AND status = 'completed' AND outcome LIKE '{EMBEDDED_OUTCOME_PREFIX}%' \
+               AND outcome LIKE '{EMBEDDED_OUTCOME_PREFIX}%' \
              GROUP BY 1, 2"
         )))
         .bind(from)
@@ -212,7 +216,7 @@ mod tests {
 
     #[test]
     fn the_spelled_words_are_the_vocabularies() {
-        for s in ["pending", "retrying", "processing", "completed"] {
+        for s in ["pending", "retrying", "processing"] {
             assert!(s.parse::<EventStatus>().is_ok(), "{s}");
         }
         for o in ["retrying", "failed"] {
