@@ -66,6 +66,7 @@
 //! [`config`] holds the settings tree; [`error`] is the one place errors
 //! become HTTP responses.
 
+pub mod alerts;
 pub mod app;
 pub mod catalog;
 pub mod channels;

@@ -182,6 +182,11 @@ impl Application {
                 stop.clone(),
             ));
         }
+        if let Some(alerter) =
+            crate::alerts::Alerter::from_settings(core.db.clone(), &settings.alerts)
+        {
+            core.tasks.spawn(alerter.run(stop.clone()));
+        }
         let app = routes(state, &providers, &settings);
         drop(providers);
         tracing::info!(addr = %listener.local_addr()?, "vitrine listening");

@@ -77,6 +77,22 @@ impl From<SyncOutcome> for Outcome {
 mod tests {
     use super::*;
 
+    /// The dashboard counts embeddings by this outcome's text
+    /// (`inbox::stats`); only `Indexed` embeds.
+    #[test]
+    fn only_the_indexed_outcome_reads_as_an_embedding() {
+        let prefix = crate::inbox::stats::EMBEDDED_OUTCOME_PREFIX;
+        assert!(SyncOutcome::Indexed.to_string().starts_with(prefix));
+        for o in [
+            SyncOutcome::Deleted { removed: true },
+            SyncOutcome::Deleted { removed: false },
+            SyncOutcome::MetadataOnly,
+            SyncOutcome::ImageUnchanged,
+        ] {
+            assert!(!o.to_string().starts_with(prefix), "{o}");
+        }
+    }
+
     /// The exact texts stored before the outcome was typed.
     #[test]
     fn outcome_texts_are_unchanged() {

@@ -15,6 +15,7 @@
 //! This module depends on nothing else in the crate: each capability builds
 //! its client from its own section.
 
+mod alerts;
 mod channels;
 mod crm;
 mod replay;
@@ -31,6 +32,7 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use alerts::AlertsSettings;
 pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
 pub use crm::CrmSettings;
 pub use replay::ReplaySettings;
@@ -60,6 +62,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub inbox: InboxSettings,
     pub replay: ReplaySettings,
+    pub alerts: AlertsSettings,
     /// Providers: one section each.
     pub bakai: BakaiSettings,
     pub crm: CrmSettings,
@@ -83,6 +86,7 @@ impl Default for Settings {
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
             replay: ReplaySettings::default(),
+            alerts: AlertsSettings::default(),
             bakai: BakaiSettings::default(),
             crm: CrmSettings::default(),
             channels: ChannelsSettings::default(),
@@ -323,6 +327,30 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "VITRINE_REPLAY_BATCH_PAUSE_MS",
         None,
     ),
+    (
+        "alerts.telegram_bot_token",
+        "VITRINE_ALERTS_TELEGRAM_BOT_TOKEN",
+        None,
+    ),
+    (
+        "alerts.telegram_chat_id",
+        "VITRINE_ALERTS_TELEGRAM_CHAT_ID",
+        None,
+    ),
+    (
+        "alerts.telegram_api_base_url",
+        "VITRINE_ALERTS_TELEGRAM_API_BASE_URL",
+        None,
+    ),
+    ("alerts.webhook_url", "VITRINE_ALERTS_WEBHOOK_URL", None),
+    (
+        "alerts.signing_secret",
+        "VITRINE_ALERTS_SIGNING_SECRET",
+        None,
+    ),
+    ("alerts.interval_secs", "VITRINE_ALERTS_INTERVAL_SECS", None),
+    ("alerts.group_secs", "VITRINE_ALERTS_GROUP_SECS", None),
+    ("alerts.timeout_ms", "VITRINE_ALERTS_TIMEOUT_MS", None),
 ];
 
 /// The environment as a nested dictionary of raw strings. figment's `Env`
@@ -465,6 +493,9 @@ impl Settings {
         {
             return Err(invalid("fetch.image_base_url", "must be a base URL"));
         }
+        self.alerts
+            .check()
+            .map_err(|(field, reason)| invalid(field, reason))?;
         Ok(())
     }
 
@@ -576,6 +607,8 @@ mod tests {
                         "http://127.0.0.1:1/"
                     }
                     "worker.retry_schedule" => "1s",
+                    k if k.ends_with("webhook_url") => "http://127.0.0.1:1/hook",
+                    k if k.ends_with("signing_secret") => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                     k if k.ends_with("secs") || k.ends_with("_ms") || k.ends_with("bytes") => "7",
                     k if k.ends_with("threads")
                         || k.ends_with("batch")

@@ -18,6 +18,7 @@ pub(crate) mod search;
 pub mod serve;
 pub mod signature;
 pub(crate) mod state;
+pub(crate) mod stats;
 
 use std::time::Instant;
 
@@ -52,6 +53,7 @@ pub fn router(state: AppState, providers: Vec<Router>, server: &ServerSettings) 
             "/api/v1/events/replay/{job_id}/cancel",
             post(events::cancel_replay),
         )
+        .route("/api/v1/stats", get(stats::stats))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             events::require_admin,

@@ -49,6 +49,7 @@ pub const DOCS_PATH: &str = "/docs";
         super::health::health,
         super::health::webhooks,
         super::health::metrics,
+        super::stats::stats,
     ),
     components(schemas(ErrorBody, EventStatus)),
     modifiers(&AdminToken),

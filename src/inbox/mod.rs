@@ -4,7 +4,7 @@
 //! Owns the shared vocabulary ([`event`]), the `webhook_events` table
 //! ([`record`]: a row; [`store`]: writes; [`history`]: reads), the record
 //! of every processing try ([`attempt`]), bulk replay by filter
-//! ([`replay`]), group commit
+//! ([`replay`]), the dashboard's per-minute figures ([`stats`]), group commit
 //! of incoming events ([`intake`]), the retry schedule ([`retry`]),
 //! retention ([`retention`]) and the worker loop that dispatches events to
 //! provider handlers ([`worker`]). It knows nothing about products or images: a
@@ -43,6 +43,7 @@ pub mod record;
 pub mod replay;
 pub mod retention;
 pub mod retry;
+pub mod stats;
 pub mod store;
 pub mod worker;
 

@@ -47,6 +47,7 @@ const ROUTES: &[(&str, Guard)] = &[
     ("/api/v1/events/replay", Guard::Admin),
     ("/api/v1/events/replay/{job_id}", Guard::Admin),
     ("/api/v1/events/replay/{job_id}/cancel", Guard::Admin),
+    ("/api/v1/stats", Guard::Admin),
     ("/api/v1/search/text", Guard::Public),
     ("/api/v1/crm/organisations", Guard::Admin),
     ("/api/v1/crm/organisations/{name}", Guard::Admin),

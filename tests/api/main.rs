@@ -2,6 +2,7 @@
 //! spawns the real application on random ports. Needs the assets from
 //! `scripts/fetch-assets.sh`: the real model, ONNX Runtime and real photos.
 
+mod alerts;
 mod auth_walk;
 mod channels;
 mod cli;
@@ -22,5 +23,6 @@ mod restart;
 mod s3;
 mod scale;
 mod search;
+mod stats;
 mod web;
 mod webhooks;

@@ -204,7 +204,7 @@
     }
     return box;
   }
-  function draw(key, title, xs, named) {
+  function draw(key, title, xs, named, lastSeconds) {
     const names = Object.keys(named);
     const data = [xs].concat(names.map((n) => named[n]));
     const sig = names.join("\u0000");
@@ -217,7 +217,8 @@
     if (charts[key]) charts[key].plot.destroy();
     const opts = {
       width, height: 200,
-      scales: { x: { time: true } },
+      // A window ending at the newest sample (else one sample spans years).
+      scales: { x: lastSeconds ? { time: true, range: (u, lo, hi) => [hi - lastSeconds, hi + 1] } : { time: true } },
       series: [{}].concat(names.map((n, i) => ({ label: n, stroke: COLORS[i % COLORS.length], width: 2,
         fill: names.length === 1 ? COLORS[i % COLORS.length] + "22" : undefined }))),
       axes: [{}, { size: 40 }],
@@ -249,7 +250,7 @@
     depthSamples[0].push(Math.floor(Date.now() / 1000));
     depthSamples[1].push(q.total);
     if (depthSamples[0].length > 240) { depthSamples[0].shift(); depthSamples[1].shift(); }
-    draw("depth", "Queue depth (sampled while this page is open)", depthSamples[0], { queued: depthSamples[1] });
+    draw("depth", "Queue depth (sampled while this page is open)", depthSamples[0], { queued: depthSamples[1] }, 3600);
     statsTimer = setTimeout(stats, 15000);
   }
 
