@@ -181,7 +181,7 @@ impl Alerter {
     }
 
     /// One look at `now_ms`: for every provider whose failures are due (the
-    /// oldest is `group` old, the last alert `interval` ago) and not held by
+    /// oldest is `group` + `settle` old, the last alert `interval` ago) and not held by
     /// another instance, sends one alert. Returns what this instance sent.
     pub async fn check_at(&self, now_ms: i64) -> Result<Vec<Sent>, AlertError> {
         let t = &self.timing;
@@ -191,8 +191,11 @@ impl Alerter {
         let token = uuid::Uuid::now_v7().to_string();
         let mut sent = Vec::new();
         for p in pending {
-            if p.first_at_ms > now_ms - ms(t.group) {
-                continue; // still gathering
+            // Gathering: the alert goes once the window counts `group` of
+            // failures after the first (so against `cut`, not `now_ms`:
+            // against the clock it counted only the first `group - settle`).
+            if p.first_at_ms > cut - ms(t.group) {
+                continue;
             }
             let until = now_ms + ms(t.lease);
             let claim = window::claim(&self.db, &p.provider, &token, now_ms, until, ms(t.interval));
