@@ -5,7 +5,9 @@
 //! hour (`GET /api/v1/stats`, charted with uPlot), history with its
 //! filters and paging, an event's detail with its payload, error and
 //! attempts, retry, and bulk replay of what the filters match (a dry-run
-//! count first, then the job's progress, cancellable).
+//! count first, then the job's progress, cancellable); the CRM's
+//! automation rules with their fired, failed and skipped counts and recent
+//! runs (when the CRM is mounted); each mounted provider's status.
 
 use maud::{Markup, html};
 
@@ -30,6 +32,36 @@ pub async fn page() -> Markup {
             }
             p #stats-status.status role="status" aria-live="polite" {}
             div #charts.charts {}
+            section #rules-panel hidden {
+                h1 { "Automation rules" }
+                p #rules-status.status role="status" aria-live="polite" {}
+                div.table-wrap {
+                    table #rules {
+                        thead { tr { th { "Name" } th { "On" } th { "Triggers" } th { "Actions" }
+                            th { "Fired" } th { "Failed" } th { "Skipped" } } }
+                        tbody {}
+                    }
+                }
+                section #rule-detail.panel hidden {
+                    div.bar {
+                        h2 #rule-title {}
+                        button #close-rule type="button" { "Close" }
+                    }
+                    h3 { "Conditions and actions" }
+                    pre #rule-spec {}
+                    h3 { "Recent runs" }
+                    div.table-wrap {
+                        table #rule-runs {
+                            thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Error" } } }
+                            tbody {}
+                        }
+                    }
+                }
+            }
+            section #providers-panel {
+                h1 { "Providers" }
+                dl #providers {}
+            }
             h1 { "Events" }
             form #event-filters.filters {
                 label { "Status "

@@ -201,6 +201,25 @@ await check("the admin dashboard draws its charts from the stats endpoint", asyn
   await shots("admin-dashboard");
 });
 
+await check("the admin console lists the CRM's rules with their counts", async () => {
+  const rule = { name: "won to sales", triggers: ["stage_changed"],
+    conditions: { field: "status_id", op: "==", value: 142 },
+    actions: [{ type: "kommo_tag", tag: "won" }] };
+  const r = await fetch(`${BASE}/api/v1/crm/rules`, { method: "POST", body: JSON.stringify(rule),
+    headers: { "content-type": "application/json", authorization: `Bearer ${ADMIN}` } });
+  assert(r.status === 201, `creating a rule answered ${r.status}: ${await r.text()}`);
+  await page.goto(`${BASE}/admin`);
+  await page.locator("#rules-panel").waitFor({ state: "visible" });
+  await page.waitForFunction(() => /^1 rule$/.test(document.getElementById("rules-status").textContent));
+  const cells = await page.locator("#rules tbody tr").first().locator("td").allTextContents();
+  assert(cells[0] === "won to sales" && cells[2] === "stage_changed" && cells[3] === "kommo_tag", cells.join(" | "));
+  await page.locator("#rules tbody tr").first().click();
+  await page.locator("#rule-detail").waitFor({ state: "visible" });
+  assert((await page.locator("#rule-spec").textContent()).includes('"status_id"'), "rule conditions not shown");
+  const names = await page.locator("#providers dt").allTextContents();
+  assert(names.includes("bakai") && names.includes("kommo"), `providers: ${names}`);
+});
+
 await check("Swagger UI renders the API from this server", async () => {
   await page.goto(`${BASE}/docs/`);
   await page.locator(".opblock").first().waitFor({ timeout: 15000 });

@@ -48,6 +48,8 @@
     page = 1;
     list();
     stats();
+    rules();
+    providers();
   });
   $("logout").addEventListener("click", () => logout(""));
 
@@ -254,6 +256,59 @@
     statsTimer = setTimeout(stats, 15000);
   }
 
+  // The CRM's rules (the section stays hidden when the CRM is not mounted)
+  // and every mounted provider's status.
+  function time(ms) { return ms ? new Date(ms).toISOString() : ""; }
+  async function rules() {
+    const r = await api("/api/v1/crm/rules");
+    if (r.status === 404) return;
+    $("rules-panel").hidden = false;
+    if (!r.ok) { $("rules-status").textContent = errorOf(r); return; }
+    const m = await api("/api/v1/crm/rules/metrics");
+    const counts = {};
+    for (const c of (m.ok ? m.data.data : [])) counts[c.rule_id] = c;
+    const body = document.querySelector("#rules tbody");
+    body.replaceChildren();
+    for (const rule of r.data.data) {
+      const c = counts[rule.id] || { fired: 0, failed: 0, skipped: 0 };
+      const tr = document.createElement("tr");
+      tr.append(cell(rule.name), cell(rule.enabled ? "yes" : "no"), cell((rule.triggers || []).join(", ")),
+        cell((rule.actions || []).map((a) => a.type).join(", ")), cell(c.fired), cell(c.failed, c.failed ? "st-failed" : ""),
+        cell(c.skipped));
+      tr.addEventListener("click", () => openRule(rule));
+      body.append(tr);
+    }
+    $("rules-status").textContent = r.data.data.length + " rule" + (r.data.data.length === 1 ? "" : "s");
+  }
+  async function openRule(rule) {
+    $("rule-title").textContent = rule.name;
+    $("rule-spec").textContent = JSON.stringify({ triggers: rule.triggers, conditions: rule.conditions,
+      actions: rule.actions }, null, 2);
+    const r = await api("/api/v1/crm/rules/" + encodeURIComponent(rule.id) + "/runs?limit=20");
+    const body = document.querySelector("#rule-runs tbody");
+    body.replaceChildren();
+    for (const run of (r.ok ? r.data.data : [])) {
+      const tr = document.createElement("tr");
+      tr.append(cell(time(run.created_at)), cell(run.event_id), cell(run.outcome, "st-" + run.outcome), cell(run.error, "err"));
+      tr.addEventListener("click", () => open(run.event_id));
+      body.append(tr);
+    }
+    $("rule-detail").hidden = false;
+  }
+  $("close-rule").addEventListener("click", () => { $("rule-detail").hidden = true; });
+  async function providers() {
+    const r = await fetch("/api/v1/webhooks/health");
+    const d = r.ok ? await r.json() : { providers: [] };
+    const dl = $("providers");
+    dl.replaceChildren();
+    for (const name of d.providers || []) {
+      const dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = name;
+      dd.textContent = JSON.stringify(d[name] || {});
+      dl.append(dt, dd);
+    }
+  }
+
   show(!!token());
-  if (token()) { list(); stats(); }
+  if (token()) { list(); stats(); rules(); providers(); }
 })();
