@@ -6,9 +6,16 @@
 //! Each target feeds arbitrary bytes to one parser of untrusted input and
 //! checks what must hold for any input: no panic, and where the parser
 //! makes a promise, that promise (a key resolves under its base; a form
-//! tree survives encoding; a decoded image respects its pixel cap).
+//! tree survives encoding; a decoded image respects its pixel cap; an
+//! index opened from a corrupt log still answers).
 
-use std::sync::OnceLock;
+use std::{
+    path::PathBuf,
+    sync::{
+        OnceLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use vitrine::{
     catalog::event::parse_event,
@@ -17,6 +24,7 @@ use vitrine::{
     crm::kommo::form,
     embed::{fetch::resolve::resolve_key, preprocess},
     http::signature,
+    index::{Filter, Payload, Point, embedded::EmbeddedIndex},
 };
 
 /// A BakaiMarket webhook body: JSON, duplicate keys, shape, validation.
@@ -106,6 +114,66 @@ pub fn kommo_form(data: &[u8]) {
     }
 }
 
+/// A fresh directory under the system's temp dir, one per call.
+fn scratch_dir() -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "vitrine-fuzz-index-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+const INDEX_DIM: usize = 4;
+const INDEX_MODEL: &str = "fuzz-model";
+
+/// The embedded index's log (`points.log`) as it is after three upserts and
+/// a delete: the seed the `index_log` target mutates.
+pub fn index_log_seed() -> Vec<u8> {
+    let dir = scratch_dir();
+    {
+        let index = EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL).unwrap();
+        let points = (0..3)
+            .map(|i| Point {
+                vector: (0..INDEX_DIM)
+                    .map(|d| ((i * 7 + d) % 5) as f32 - 2.0)
+                    .collect(),
+                payload: Payload {
+                    product_id: format!("p-{i}"),
+                    title: Some(format!("product {i}")),
+                    category: Some("c".into()),
+                    price: Some(i as f64),
+                    currency: None,
+                },
+            })
+            .collect();
+        index.upsert_sync(points).unwrap();
+        index.delete_sync(&["p-1".to_string()]).unwrap();
+    }
+    let log = std::fs::read(dir.join("points.log")).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    log
+}
+
+/// Arbitrary bytes as the embedded index's log: opening the index either
+/// fails with an error or gives an index that answers a search, never a
+/// panic (a torn or corrupt tail is the normal state after a crash).
+pub fn index_log(data: &[u8]) {
+    let dir = scratch_dir();
+    drop(EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL).expect("a fresh index opens"));
+    std::fs::write(dir.join("points.log"), data).unwrap();
+    if let Ok(index) = EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL) {
+        let hits = index
+            .search_sync(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 10)
+            .expect("an opened index answers");
+        assert!(hits.len() <= index.len());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A target: its corpus folder's name and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
@@ -118,4 +186,5 @@ pub const TARGETS: &[Target] = &[
     ("telegram_update", telegram_update),
     ("whatsapp_delivery", whatsapp_delivery),
     ("kommo_form", kommo_form),
+    ("index_log", index_log),
 ];

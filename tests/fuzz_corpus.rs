@@ -30,6 +30,12 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let mut dirs = vec![root.join("fuzz/corpus").join(target)];
     dirs.extend(extra_seeds(target));
     let mut out = Vec::new();
+    if target == "index_log" {
+        out.push((
+            "a log of three upserts and a delete".into(),
+            targets::index_log_seed(),
+        ));
+    }
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -119,7 +125,12 @@ fn every_target_survives_its_corpus_and_its_mutations() {
         assert!(!seeds.is_empty(), "no corpus for {name}");
         // Decoding whole photos is slow in a debug build: fewer mutations
         // of the large seeds.
-        let per_seed = if *name == "image_decode" { 30 } else { 1000 };
+        // So is opening an index (it starts its thread pools).
+        let per_seed = match *name {
+            "image_decode" => 30,
+            "index_log" => 300,
+            _ => 1000,
+        };
         let mut rng = Rng(0x5eed_0000 ^ name.len() as u64);
         let mut runs = 0;
         for (i, (path, bytes)) in seeds.iter().enumerate() {
