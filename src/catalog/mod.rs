@@ -13,6 +13,8 @@ pub const PROVIDER: &str = "bakai";
 /// id.
 pub const ENTITY: &str = "product";
 
+pub(crate) mod duplicate_routes;
+pub mod duplicates;
 pub mod event;
 pub(crate) mod openapi;
 pub mod outcome;

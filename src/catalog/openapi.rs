@@ -10,7 +10,12 @@ use crate::http::schemas::ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(super::webhook::receive, super::products::get),
+    paths(
+        super::webhook::receive,
+        super::products::get,
+        super::duplicate_routes::of_product,
+        super::duplicate_routes::clusters
+    ),
     components(schemas(ErrorBody)),
     modifiers(&WebhookSignature)
 )]

@@ -16,6 +16,8 @@ use axum::{
 
 pub struct Catalog {
     state: CatalogState,
+    /// The admin token check, for the duplicate clusters.
+    admin_auth: crate::http::state::AdminState,
     sync: Arc<CatalogSync>,
 }
 
@@ -35,7 +37,14 @@ impl Catalog {
                 max_clock_skew: settings.bakai.max_clock_skew(),
                 inbox: core.inbox.clone(),
                 products: products.clone(),
+                duplicates: super::duplicates::DuplicateStore::new(core.db.clone()),
                 wake: core.wake.clone(),
+            },
+            admin_auth: crate::http::state::AdminState {
+                token: settings.server.admin_token.clone(),
+                inbox: core.inbox.clone(),
+                wake: core.wake.clone(),
+                replay: crate::inbox::ReplayLimits::from_settings(&settings.replay),
             },
             sync: Arc::new(
                 CatalogSync::new(
@@ -44,7 +53,11 @@ impl Catalog {
                     core.embed.clone(),
                     core.fetcher.clone(),
                 )
-                .with_thumbnails(crate::thumbs::ThumbStore::new(core.db.clone())),
+                .with_thumbnails(crate::thumbs::ThumbStore::new(core.db.clone()))
+                .with_duplicates(
+                    super::duplicates::DuplicateStore::new(core.db.clone()),
+                    settings.duplicates.clone(),
+                ),
             ),
         }
     }
@@ -56,9 +69,20 @@ impl Provider for Catalog {
     }
 
     fn router(&self) -> Router {
+        let admin = Router::new()
+            .route("/api/v1/duplicates", get(super::duplicate_routes::clusters))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.admin_auth.clone(),
+                crate::http::events::require_admin,
+            ));
         Router::new()
             .route("/api/v1/webhooks/bakai", post(webhook::receive))
             .route("/api/v1/products/{id}", get(products::get))
+            .route(
+                "/api/v1/products/{id}/duplicates",
+                get(super::duplicate_routes::of_product),
+            )
+            .merge(admin)
             .with_state(self.state.clone())
     }
 

@@ -17,5 +17,6 @@ pub struct CatalogState {
     pub max_clock_skew: std::time::Duration,
     pub inbox: Inbox,
     pub products: ProductStore,
+    pub duplicates: super::duplicates::DuplicateStore,
     pub wake: Arc<Notify>,
 }

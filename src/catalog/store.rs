@@ -94,6 +94,20 @@ impl ProductStore {
         Self { db }
     }
 
+    /// The indexed products other than `except` whose image has this
+    /// sha256 (identical images: always near-duplicates).
+    pub async fn with_image(&self, sha256: &str, except: &str) -> Result<Vec<String>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT product_id FROM products \
+             WHERE image_sha256 = $1 AND product_id <> $2 AND status = $3 ORDER BY product_id",
+        )
+        .bind(sha256)
+        .bind(except)
+        .bind(ProductStatus::Indexed)
+        .fetch_all(self.db.reader())
+        .await
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<ProductRow>, sqlx::Error> {
         sqlx::query_as("SELECT * FROM products WHERE product_id = $1")
             .bind(id)

@@ -98,6 +98,10 @@ pub struct CatalogSync {
     /// Thumbnails made from the fetched images, and the pixel cap they are
     /// decoded under (`embed.max_pixels`).
     thumbs: Option<ThumbStore>,
+    duplicates: Option<(
+        super::duplicates::DuplicateStore,
+        crate::config::DuplicatesSettings,
+    )>,
 }
 
 impl From<FetchError> for HandlerError {
@@ -180,6 +184,69 @@ impl CatalogSync {
             fetcher,
             locks: KeyedLocks::default(),
             thumbs: None,
+            duplicates: None,
+        }
+    }
+
+    /// Also looks for near-duplicates of each newly embedded image.
+    pub fn with_duplicates(
+        mut self,
+        store: super::duplicates::DuplicateStore,
+        settings: crate::config::DuplicatesSettings,
+    ) -> Self {
+        self.duplicates = settings.enabled.then_some((store, settings));
+        self
+    }
+
+    /// Stores the near-duplicates of `id`'s new image: its nearest indexed
+    /// neighbours at or above the threshold, and every indexed product with
+    /// the very same image. A failure is logged and never fails the event:
+    /// the product is indexed either way, and its next image event looks
+    /// again.
+    async fn find_duplicates(&self, id: &str, vector: &[f32], sha: &str) {
+        let Some((store, cfg)) = &self.duplicates else {
+            return;
+        };
+        let found = async {
+            let hits = self
+                .index
+                .search(vector, &crate::index::Filter::default(), cfg.neighbours + 1)
+                .await
+                .map_err(|e| e.to_string())?;
+            let same = self
+                .products
+                .with_image(sha, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut found: Vec<super::duplicates::Found> = hits
+                .into_iter()
+                .filter(|h| h.payload.product_id != id && h.score >= cfg.threshold)
+                .map(|h| super::duplicates::Found {
+                    identical: same.contains(&h.payload.product_id),
+                    other: h.payload.product_id,
+                    score: f64::from(h.score),
+                })
+                .collect();
+            for other in same {
+                if !found.iter().any(|f| f.other == other) {
+                    found.push(super::duplicates::Found {
+                        other,
+                        score: 1.0,
+                        identical: true,
+                    });
+                }
+            }
+            store.replace(id, &found).await.map_err(|e| e.to_string())
+        }
+        .await;
+        match found {
+            Ok(new) => {
+                if new > 0 {
+                    metrics::counter!("visual_search_duplicates_found_total").increment(new as u64);
+                    tracing::info!(product = %id, new, "near-duplicates found");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, product = %id, "near-duplicates not checked"),
         }
     }
 
@@ -279,6 +346,11 @@ impl CatalogSync {
             {
                 tracing::warn!(error = %e, product = %id, "thumbnail of a deleted product kept");
             }
+            if let Some((store, _)) = &self.duplicates
+                && let Err(e) = store.remove(id).await
+            {
+                tracing::warn!(error = %e, product = %id, "near-duplicates of a deleted product kept");
+            }
             return Ok(SyncOutcome::Deleted {
                 removed: removed > 0,
             });
@@ -334,6 +406,7 @@ impl CatalogSync {
             return Ok(stale);
         }
         let labels = labels_json(&embedded.labels);
+        let vector = self.duplicates.is_some().then(|| embedded.vector.clone());
         self.index
             .upsert(vec![Point {
                 vector: embedded.vector,
@@ -351,6 +424,9 @@ impl CatalogSync {
             })
             .await?;
         self.thumbnail(id, &bytes, &sha).await;
+        if let Some(v) = vector {
+            self.find_duplicates(id, &v, &sha).await;
+        }
         Ok(SyncOutcome::Indexed)
     }
 }

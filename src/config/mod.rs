@@ -18,6 +18,7 @@
 mod alerts;
 mod channels;
 mod crm;
+mod duplicates;
 mod replay;
 mod secret;
 mod sections;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 pub use alerts::AlertsSettings;
 pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
 pub use crm::CrmSettings;
+pub use duplicates::DuplicatesSettings;
 pub use replay::ReplaySettings;
 pub use secret::{Secret, redact_url};
 pub use sections::{
@@ -59,6 +61,7 @@ pub struct Settings {
     pub qdrant: Option<QdrantSettings>,
     pub embed: EmbedSettings,
     pub index: IndexSettings,
+    pub duplicates: DuplicatesSettings,
     pub worker: WorkerSettings,
     pub inbox: InboxSettings,
     pub replay: ReplaySettings,
@@ -83,6 +86,7 @@ impl Default for Settings {
             qdrant: None,
             embed: EmbedSettings::default(),
             index: IndexSettings::default(),
+            duplicates: DuplicatesSettings::default(),
             worker: WorkerSettings::default(),
             inbox: InboxSettings::default(),
             replay: ReplaySettings::default(),
@@ -320,6 +324,13 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "VITRINE_WHATSAPP_GRAPH_BASE_URL",
         Some("WHATSAPP_GRAPH_BASE_URL"),
     ),
+    ("duplicates.enabled", "VITRINE_DUPLICATES_ENABLED", None),
+    ("duplicates.threshold", "VITRINE_DUPLICATES_THRESHOLD", None),
+    (
+        "duplicates.neighbours",
+        "VITRINE_DUPLICATES_NEIGHBOURS",
+        None,
+    ),
     ("replay.max_events", "VITRINE_REPLAY_MAX_EVENTS", None),
     ("replay.batch_size", "VITRINE_REPLAY_BATCH_SIZE", None),
     (
@@ -436,6 +447,15 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.embed.batch == 0 {
             return Err(invalid("embed.batch", "must be at least 1"));
+        }
+        if !(self.duplicates.threshold > 0.0 && self.duplicates.threshold <= 1.0) {
+            return Err(invalid(
+                "duplicates.threshold",
+                "must be above 0 and at most 1",
+            ));
+        }
+        if self.duplicates.neighbours == 0 || self.duplicates.neighbours > 100 {
+            return Err(invalid("duplicates.neighbours", "must be 1 to 100"));
         }
         if self.replay.batch_size == 0 {
             return Err(invalid("replay.batch_size", "must be at least 1"));
@@ -602,6 +622,7 @@ mod tests {
                 let value = match *key {
                     "log_format" => "json",
                     k if k.ends_with("enabled") => "true",
+                    "duplicates.threshold" => "0.9",
                     k if k.ends_with("base_url") => "http://127.0.0.1:1/",
                     "fetch.image_base_url" | "qdrant.url" | "s3.endpoint" | "qdrant.rest_url" => {
                         "http://127.0.0.1:1/"
@@ -624,7 +645,8 @@ mod tests {
                         || k.ends_with("replication")
                         || k.ends_with("results")
                         || k.ends_with("max_events")
-                        || k.ends_with("batch_size") =>
+                        || k.ends_with("batch_size")
+                        || k.ends_with("neighbours") =>
                     {
                         "2"
                     }

@@ -7,7 +7,8 @@
 //! attempts, retry, and bulk replay of what the filters match (a dry-run
 //! count first, then the job's progress, cancellable); the CRM's
 //! automation rules with their fired, failed and skipped counts and recent
-//! runs (when the CRM is mounted); each mounted provider's status.
+//! runs (when the CRM is mounted); the clusters of near-duplicate products
+//! (`GET /api/v1/duplicates`); each mounted provider's status.
 
 use maud::{Markup, html};
 
@@ -55,6 +56,16 @@ pub async fn page() -> Markup {
                             thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Error" } } }
                             tbody {}
                         }
+                    }
+                }
+            }
+            section #duplicates-panel {
+                h1 { "Near-duplicates" }
+                p #duplicates-status.status role="status" aria-live="polite" {}
+                div.table-wrap {
+                    table #duplicates {
+                        thead { tr { th { "Products" } th { "Pairs" } th { "Best score" } } }
+                        tbody {}
                     }
                 }
             }

@@ -37,6 +37,8 @@ const ROUTES: &[(&str, Guard)] = &[
     ("/api/v1/webhooks/health", Guard::Public),
     ("/api/v1/products/{id}/similar", Guard::Public),
     ("/api/v1/products/{id}", Guard::Public),
+    ("/api/v1/products/{id}/duplicates", Guard::Public),
+    ("/api/v1/duplicates", Guard::Admin),
     ("/api/v1/search/image", Guard::Public),
     ("/api/v1/health", Guard::Public),
     ("/api/v1/metrics", Guard::Public),

@@ -7,6 +7,7 @@ mod auth_walk;
 mod channels;
 mod cli;
 mod crm;
+mod duplicates;
 mod edges;
 mod event_audit;
 mod failures;

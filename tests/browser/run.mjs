@@ -220,6 +220,16 @@ await check("the admin console lists the CRM's rules with their counts", async (
   assert(names.includes("bakai") && names.includes("kommo"), `providers: ${names}`);
 });
 
+await check("the admin console lists a re-uploaded product as a near-duplicate", async () => {
+  await send({ event_type: "product.created", event_id: "bt-evt-dup", timestamp: now,
+    data: { product_id: "bt-dup", title: "Same photo, other seller", image_key: files[0] } });
+  await waitStatus("bt-dup", "indexed");
+  await page.goto(`${BASE}/admin`);
+  await page.waitForFunction(() => /^1 cluster/.test(document.getElementById("duplicates-status").textContent));
+  const links = await page.locator("#duplicates tbody tr").first().locator("a").allTextContents();
+  assert(JSON.stringify(links) === JSON.stringify(["bt-0", "bt-dup"]), `cluster: ${links}`);
+});
+
 await check("Swagger UI renders the API from this server", async () => {
   await page.goto(`${BASE}/docs/`);
   await page.locator(".opblock").first().waitFor({ timeout: 15000 });

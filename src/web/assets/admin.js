@@ -49,6 +49,7 @@
     list();
     stats();
     rules();
+    duplicates();
     providers();
   });
   $("logout").addEventListener("click", () => logout(""));
@@ -296,6 +297,29 @@
     $("rule-detail").hidden = false;
   }
   $("close-rule").addEventListener("click", () => { $("rule-detail").hidden = true; });
+  async function duplicates() {
+    const r = await api("/api/v1/duplicates?limit=50");
+    const status = $("duplicates-status");
+    if (!r.ok) { status.textContent = errorOf(r); return; }
+    const body = document.querySelector("#duplicates tbody");
+    body.replaceChildren();
+    for (const c of r.data.data) {
+      const tr = document.createElement("tr");
+      const td = document.createElement("td");
+      c.product_ids.forEach((id, i) => {
+        if (i) td.append(", ");
+        const a = document.createElement("a");
+        a.href = "/products/" + encodeURIComponent(id);
+        a.textContent = id;
+        td.append(a);
+      });
+      tr.append(td, cell(c.pairs), cell(Number(c.best_score).toFixed(3)));
+      body.append(tr);
+    }
+    const n = r.data.pagination.total;
+    status.textContent = n ? n + " cluster" + (n === 1 ? "" : "s") + " of products that look the same"
+      : "No near-duplicates found.";
+  }
   async function providers() {
     const r = await fetch("/api/v1/webhooks/health");
     const d = r.ok ? await r.json() : { providers: [] };
@@ -310,5 +334,5 @@
   }
 
   show(!!token());
-  if (token()) { list(); stats(); rules(); providers(); }
+  if (token()) { list(); stats(); rules(); duplicates(); providers(); }
 })();

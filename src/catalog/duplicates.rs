@@ -1,0 +1,241 @@
+//! Near-duplicates: products whose images look the same (the same product
+//! uploaded twice, by two sellers or twice by one). At ingest, after a new
+//! image is embedded and upserted, [`CatalogSync`](super::CatalogSync)
+//! compares its vector with its nearest indexed neighbours and stores every
+//! pair at or above `duplicates.threshold`, and every product with the very
+//! same image (same sha256) whatever the score. The `product_duplicates`
+//! table holds one row per pair, the smaller id first; a product's pairs are
+//! replaced when its image changes and removed when it is deleted.
+//!
+//! Clusters, for the admin list, are the connected components of the pairs
+//! (a duplicate of a duplicate is in the same cluster), computed when asked.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use crate::db::{Db, now_ms};
+
+/// One product's near-duplicate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Duplicate {
+    pub product_id: String,
+    /// Cosine similarity of the two images (1 for identical ones).
+    pub score: f64,
+    /// Both images have the same sha256.
+    pub identical: bool,
+    /// When the pair was found, RFC 3339.
+    pub found_at: Option<String>,
+}
+
+/// A group of products that are near-duplicates of one another, directly
+/// or through others.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cluster {
+    /// Sorted.
+    pub product_ids: Vec<String>,
+    pub pairs: usize,
+    /// The highest score of its pairs.
+    pub best_score: f64,
+}
+
+/// A pair found for the product being ingested.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub other: String,
+    pub score: f64,
+    pub identical: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct DuplicateStore {
+    db: Db,
+}
+
+fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+fn time_text(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
+impl DuplicateStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Replaces the pairs of `product_id` with `found`, in one transaction.
+    /// Returns how many of them were not known before.
+    pub async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
+        let _turn = self.db.background_turn().await;
+        let mut tx = self.db.writer().begin().await?;
+        let before: Vec<(String, String)> = sqlx::query_as(
+            "SELECT a_id, b_id FROM product_duplicates WHERE a_id = $1 OR b_id = $1",
+        )
+        .bind(product_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let before: BTreeSet<(String, String)> = before.into_iter().collect();
+        sqlx::query("DELETE FROM product_duplicates WHERE a_id = $1 OR b_id = $1")
+            .bind(product_id)
+            .execute(&mut *tx)
+            .await?;
+        let now = now_ms();
+        let mut new = 0;
+        for f in found.iter().filter(|f| f.other != product_id) {
+            let (a, b) = ordered(product_id, &f.other);
+            new += usize::from(!before.contains(&(a.to_string(), b.to_string())));
+            sqlx::query(
+                "INSERT INTO product_duplicates (a_id, b_id, score, identical, found_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (a_id, b_id) DO UPDATE SET \
+                 score = excluded.score, identical = excluded.identical",
+            )
+            .bind(a)
+            .bind(b)
+            .bind(f.score)
+            .bind(i64::from(f.identical))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// Forgets every pair of `product_id` (it was deleted).
+    pub async fn remove(&self, product_id: &str) -> Result<(), sqlx::Error> {
+        let _turn = self.db.background_turn().await;
+        sqlx::query("DELETE FROM product_duplicates WHERE a_id = $1 OR b_id = $1")
+            .bind(product_id)
+            .execute(self.db.writer())
+            .await?;
+        Ok(())
+    }
+
+    /// The near-duplicates of `product_id`, best first.
+    pub async fn of(&self, product_id: &str) -> Result<Vec<Duplicate>, sqlx::Error> {
+        let rows: Vec<(String, f64, i64, i64)> = sqlx::query_as(
+            "SELECT CASE WHEN a_id = $1 THEN b_id ELSE a_id END, score, identical, found_at \
+             FROM product_duplicates WHERE a_id = $1 OR b_id = $1",
+        )
+        .bind(product_id)
+        .fetch_all(self.db.reader())
+        .await?;
+        let mut out: Vec<Duplicate> = rows
+            .into_iter()
+            .map(|(product_id, score, identical, found_at)| Duplicate {
+                product_id,
+                score,
+                identical: identical != 0,
+                found_at: time_text(found_at),
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.product_id.cmp(&b.product_id))
+        });
+        Ok(out)
+    }
+
+    /// The clusters, largest first (then by their first id), one page of
+    /// them, and how many there are in all.
+    pub async fn clusters(
+        &self,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<Cluster>, usize), sqlx::Error> {
+        let rows: Vec<(String, String, f64)> =
+            sqlx::query_as("SELECT a_id, b_id, score FROM product_duplicates")
+                .fetch_all(self.db.reader())
+                .await?;
+        let mut all = components(&rows);
+        all.sort_by(|a, b| {
+            b.product_ids
+                .len()
+                .cmp(&a.product_ids.len())
+                .then_with(|| a.product_ids.cmp(&b.product_ids))
+        });
+        let total = all.len();
+        Ok((all.into_iter().skip(offset).take(limit).collect(), total))
+    }
+}
+
+/// The connected components of the pairs (union-find).
+fn components(pairs: &[(String, String, f64)]) -> Vec<Cluster> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut parent: Vec<usize> = Vec::new();
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    fn id<'a>(index: &mut HashMap<&'a str, usize>, parent: &mut Vec<usize>, s: &'a str) -> usize {
+        let n = index.len();
+        let i = *index.entry(s).or_insert(n);
+        if i == parent.len() {
+            parent.push(i);
+        }
+        i
+    }
+    let mut edges = Vec::with_capacity(pairs.len());
+    for (a, b, score) in pairs {
+        let ia = id(&mut index, &mut parent, a);
+        let ib = id(&mut index, &mut parent, b);
+        edges.push((ia, ib, *score));
+        let (ra, rb) = (find(&mut parent, ia), find(&mut parent, ib));
+        if ra != rb {
+            parent[ra] = rb;
+        }
+    }
+    let mut names: Vec<&str> = vec![""; index.len()];
+    for (s, i) in &index {
+        names[*i] = s;
+    }
+    let mut groups: BTreeMap<usize, (BTreeSet<String>, usize, f64)> = BTreeMap::new();
+    for (ia, ib, score) in edges {
+        let root = find(&mut parent, ia);
+        let g = groups
+            .entry(root)
+            .or_insert_with(|| (BTreeSet::new(), 0, f64::MIN));
+        g.0.insert(names[ia].to_string());
+        g.0.insert(names[ib].to_string());
+        g.1 += 1;
+        g.2 = g.2.max(score);
+    }
+    groups
+        .into_values()
+        .map(|(ids, pairs, best_score)| Cluster {
+            product_ids: ids.into_iter().collect(),
+            pairs,
+            best_score,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(a: &str, b: &str, s: f64) -> (String, String, f64) {
+        (a.into(), b.into(), s)
+    }
+
+    #[test]
+    fn a_duplicate_of_a_duplicate_is_in_the_same_cluster() {
+        let mut c = components(&[
+            pair("a", "b", 0.9),
+            pair("c", "d", 0.8),
+            pair("b", "e", 0.95),
+        ]);
+        c.sort_by(|x, y| x.product_ids.cmp(&y.product_ids));
+        assert_eq!(c.len(), 2);
+        assert_eq!(c[0].product_ids, ["a", "b", "e"]);
+        assert_eq!((c[0].pairs, c[0].best_score), (2, 0.95));
+        assert_eq!(c[1].product_ids, ["c", "d"]);
+    }
+}
