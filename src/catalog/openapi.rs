@@ -1,10 +1,7 @@
 //! BakaiMarket's part of the OpenAPI document: the signed webhook (its
 //! `X-Webhook-Signature` scheme and body) and the product lookup.
 
-use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{ApiKey, ApiKeyValue, SecurityScheme},
-};
+use utoipa::{Modify, OpenApi};
 
 use crate::http::schemas::ErrorBody;
 
@@ -26,14 +23,12 @@ struct WebhookSignature;
 
 impl Modify for WebhookSignature {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
+        crate::http::openapi::add_header_scheme(
+            openapi,
             "webhook_signature",
-            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                "X-Webhook-Signature",
-                "`sha256=<hex>`: HMAC-SHA256 of the raw request body with WEBHOOK_SECRET \
-                 (any of its comma-separated keys, for rotation). `vitrine sign` makes one.",
-            ))),
+            "X-Webhook-Signature",
+            "`sha256=<hex>`: HMAC-SHA256 of the raw request body with WEBHOOK_SECRET \
+             (any of its comma-separated keys, for rotation). `vitrine sign` makes one.",
         );
     }
 }

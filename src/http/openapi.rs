@@ -81,6 +81,27 @@ impl Modify for AdminToken {
     }
 }
 
+/// Adds a security scheme of an API key in the request header `header`:
+/// how the webhook receivers' signatures and secrets are documented.
+pub fn add_header_scheme(
+    openapi: &mut utoipa::openapi::OpenApi,
+    scheme: &str,
+    header: &str,
+    description: &str,
+) {
+    use utoipa::openapi::security::{ApiKey, ApiKeyValue};
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            scheme,
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                header,
+                description,
+            ))),
+        );
+}
+
 /// The whole document: the core's, then each provider's.
 pub fn document(
     providers: impl IntoIterator<Item = utoipa::openapi::OpenApi>,

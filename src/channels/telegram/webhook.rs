@@ -143,16 +143,11 @@ struct SecretHeader;
 
 impl utoipa::Modify for SecretHeader {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "telegram_secret",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                    "X-Telegram-Bot-Api-Secret-Token",
-                    "The secret_token the bot's setWebhook registered (TELEGRAM_WEBHOOK_SECRET)",
-                ))),
-            );
+        crate::http::openapi::add_header_scheme(
+            openapi,
+            "telegram_secret",
+            "X-Telegram-Bot-Api-Secret-Token",
+            "The secret_token the bot's setWebhook registered (TELEGRAM_WEBHOOK_SECRET)",
+        );
     }
 }

@@ -156,16 +156,11 @@ struct HubSignature;
 
 impl utoipa::Modify for HubSignature {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "whatsapp_signature",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                    "X-Hub-Signature-256",
-                    "`sha256=<hex>`: HMAC-SHA256 of the raw body with WHATSAPP_APP_SECRET",
-                ))),
-            );
+        crate::http::openapi::add_header_scheme(
+            openapi,
+            "whatsapp_signature",
+            "X-Hub-Signature-256",
+            "`sha256=<hex>`: HMAC-SHA256 of the raw body with WHATSAPP_APP_SECRET",
+        );
     }
 }

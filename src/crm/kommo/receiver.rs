@@ -134,16 +134,11 @@ struct KommoSignature;
 
 impl utoipa::Modify for KommoSignature {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-        openapi
-            .components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme(
-                "kommo_signature",
-                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
-                    "X-Signature",
-                    "Optional (crm.kommo_signature_secret): `sha256=<hex>` HMAC-SHA256 of the raw body",
-                ))),
-            );
+        crate::http::openapi::add_header_scheme(
+            openapi,
+            "kommo_signature",
+            "X-Signature",
+            "Optional (crm.kommo_signature_secret): `sha256=<hex>` HMAC-SHA256 of the raw body",
+        );
     }
 }
