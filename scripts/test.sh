@@ -49,7 +49,10 @@ section "services: scripts/dev-services.sh up"
 export VITRINE_SERVICES_DIR="${VITRINE_SERVICES_DIR:-$(mktemp -d /tmp/vitrine-test-services.XXXXXX)}"
 chmod 755 "$VITRINE_SERVICES_DIR"
 trap 'scripts/dev-services.sh down >/dev/null 2>&1 || true' EXIT
-eval "$(scripts/dev-services.sh up)"
+# Through a variable: `eval "$(…)"` alone would ignore a failed start (a
+# port already taken) and run the suites without their servers.
+services_env="$(scripts/dev-services.sh up)"
+eval "$services_env"
 done_section "services"
 
 section "tests (SQLite): cargo test --all-targets"

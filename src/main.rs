@@ -60,11 +60,38 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// The default Telegram bot's webhook (TELEGRAM_BOT_TOKEN), at the Bot API.
+    Telegram {
+        #[command(subcommand)]
+        what: TelegramCommand,
+    },
     /// Benchmarks that use the service's own code paths (see BENCHMARKS.md).
     Bench {
         #[command(subcommand)]
         what: cli::bench::BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum TelegramCommand {
+    /// Register the webhook, with TELEGRAM_WEBHOOK_SECRET as its secret
+    /// token.
+    SetWebhook {
+        /// This server's public https base (the default bot's route is
+        /// added), or the full webhook URL.
+        #[arg(long)]
+        url: url::Url,
+        /// Drop the updates Telegram holds for the bot.
+        #[arg(long)]
+        drop_pending_updates: bool,
+    },
+    /// Remove the webhook.
+    DeleteWebhook {
+        #[arg(long)]
+        drop_pending_updates: bool,
+    },
+    /// Show what Telegram reports: the URL, pending updates, the last error.
+    WebhookInfo,
 }
 
 /// Settings from every layer, with the flags on top.
@@ -173,6 +200,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { data_dir } => {
             let url = commands::migrate(&settings(data_dir)?).await?;
             println!("migrations applied to {url}");
+            Ok(())
+        }
+        Command::Telegram { what } => {
+            use commands::telegram::WebhookCommand;
+            let cmd = match what {
+                TelegramCommand::SetWebhook {
+                    url,
+                    drop_pending_updates,
+                } => WebhookCommand::Set {
+                    url,
+                    drop_pending: drop_pending_updates,
+                },
+                TelegramCommand::DeleteWebhook {
+                    drop_pending_updates,
+                } => WebhookCommand::Delete {
+                    drop_pending: drop_pending_updates,
+                },
+                TelegramCommand::WebhookInfo => WebhookCommand::Info,
+            };
+            let answer = commands::telegram::run(&settings(None)?, cmd).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(())
         }
         Command::Bench { what } => cli::bench::run(what).await,

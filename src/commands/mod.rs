@@ -1,11 +1,12 @@
 //! The one-shot commands of the `vitrine` binary, as library functions so
 //! that tests can run them too: [`import`] a catalog through the inbox,
 //! [`migrate`] the database, [`reindex`] into a new model version's index,
-//! and [`sign`] a body. They sit on top of [`crate::app`] and the
+//! [`sign`] a body, and manage the Telegram bot's webhook ([`telegram`]). They sit on top of [`crate::app`] and the
 //! capabilities; nothing imports them back.
 
 pub mod import;
 pub mod reindex;
+pub mod telegram;
 
 use crate::config::{Settings, redact_url};
 

@@ -131,3 +131,152 @@ async fn import_queues_a_catalog_once_and_serve_indexes_it() {
         app.wait_product(name, "indexed").await;
     }
 }
+
+/// `vitrine telegram set-webhook|webhook-info|delete-webhook` against a
+/// local fake of the Bot API: the calls Telegram documents, with the
+/// secret token and the default bot's route; the answer printed; clear
+/// errors without a token or a secret, and never the token in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_webhook_commands_call_the_bot_api() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{Json, Router, extract::Path as UrlPath, routing::post};
+
+    const TOKEN: &str = "123456:AAF-cli-test-token";
+    let calls: Arc<Mutex<Vec<(String, String, serde_json::Value)>>> = Arc::default();
+    let seen = calls.clone();
+    let app = Router::new().route(
+        "/{bot}/{method}",
+        post(
+            move |UrlPath((bot, method)): UrlPath<(String, String)>,
+                  Json(body): Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((bot, method.clone(), body));
+                    Json(match method.as_str() {
+                        "getWebhookInfo" => json!({"ok": true, "result": {
+                            "url": "https://shop.example.com/api/v1/webhooks/telegram",
+                            "has_custom_certificate": false, "pending_update_count": 3,
+                            "last_error_date": 1764669600,
+                            "last_error_message": "Wrong response from the webhook: 502 Bad Gateway",
+                            "max_connections": 40}}),
+                        _ => json!({"ok": true, "result": true, "description": "Webhook was set"}),
+                    })
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
+        let mut c = vitrine(dir.path());
+        c.args(args).env("TELEGRAM_API_BASE_URL", &base);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        async move {
+            tokio::task::spawn_blocking(move || c.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let both = &[
+        ("TELEGRAM_BOT_TOKEN", TOKEN),
+        ("TELEGRAM_WEBHOOK_SECRET", "cli-test-webhook-secret"),
+    ];
+
+    let out = run(
+        &[
+            "telegram",
+            "set-webhook",
+            "--url",
+            "https://shop.example.com",
+            "--drop-pending-updates",
+        ],
+        both,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("https://shop.example.com/api/v1/webhooks/telegram"),
+        "{printed}"
+    );
+    {
+        let calls = calls.lock().unwrap();
+        let (bot, method, body) = calls.last().unwrap();
+        assert_eq!(
+            (bot.as_str(), method.as_str()),
+            (&*format!("bot{TOKEN}"), "setWebhook")
+        );
+        assert_eq!(
+            body["url"],
+            "https://shop.example.com/api/v1/webhooks/telegram"
+        );
+        assert_eq!(body["secret_token"], "cli-test-webhook-secret");
+        assert_eq!(body["drop_pending_updates"], true);
+        assert!(
+            body["allowed_updates"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u == "message")
+        );
+    }
+
+    let out = run(&["telegram", "webhook-info"], both).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["pending_update_count"], 3);
+    assert!(info["last_error_message"].as_str().unwrap().contains("502"));
+
+    let out = run(&["telegram", "delete-webhook"], both).await;
+    assert!(out.status.success());
+    assert_eq!(calls.lock().unwrap().last().unwrap().1, "deleteWebhook");
+
+    // Refused before any call: no token, no secret, a plain-http URL.
+    let n = calls.lock().unwrap().len();
+    let out = run(&["telegram", "webhook-info"], &[]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TELEGRAM_BOT_TOKEN"));
+    let out = run(
+        &[
+            "telegram",
+            "set-webhook",
+            "--url",
+            "https://shop.example.com",
+        ],
+        &[("TELEGRAM_BOT_TOKEN", TOKEN)],
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("TELEGRAM_WEBHOOK_SECRET"));
+    let out = run(
+        &[
+            "telegram",
+            "set-webhook",
+            "--url",
+            "http://shop.example.com",
+        ],
+        both,
+    )
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && err.contains("https"), "{err}");
+    assert!(!err.contains(TOKEN), "the token leaked: {err}");
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        n,
+        "a refused command called the Bot API"
+    );
+}
