@@ -47,6 +47,7 @@ done_section "lint"
 section "services: scripts/dev-services.sh up"
 # Our own copies on our own ports, stopped again however this script exits.
 export VITRINE_SERVICES_DIR="${VITRINE_SERVICES_DIR:-$(mktemp -d /tmp/vitrine-test-services.XXXXXX)}"
+mkdir -p "$VITRINE_SERVICES_DIR"
 chmod 755 "$VITRINE_SERVICES_DIR"
 trap 'scripts/dev-services.sh down >/dev/null 2>&1 || true' EXIT
 # Through a variable: `eval "$(…)"` alone would ignore a failed start (a
