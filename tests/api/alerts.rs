@@ -27,7 +27,7 @@ use vitrine::{
     inbox::NewEvent,
 };
 
-use crate::helpers::{TestApp, event, photos, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, photos, spawn_app, spawn_app_with};
 
 /// A Standard Webhooks secret (`whsec_` + base64 of a random key).
 const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -149,16 +149,7 @@ async fn alerter(app: &TestApp, s: &AlertsSettings) -> Alerter {
 }
 
 async fn create(app: &TestApp, id: &str, key: &str) -> String {
-    let sent = app
-        .send(&event(
-            "product.created",
-            &format!("evt-{id}"),
-            id,
-            "2026-11-22T10:00:00Z",
-            json!({ "image_key": key }),
-        ))
-        .await;
-    sent["task_id"].as_str().unwrap().to_string()
+    app.create_product(id, key).await
 }
 
 async fn wait_failed(app: &TestApp, ids: &[String]) {

@@ -3,21 +3,11 @@
 //! outside the base is indexed, and the product's public `error` is a short
 //! class that names no path.
 
-use serde_json::json;
-
-use crate::helpers::{TestApp, event, photos, spawn_app_with};
+use crate::helpers::{TestApp, photos, spawn_app_with};
 
 async fn create(app: &TestApp, id: &str, key: &str) -> serde_json::Value {
-    let sent = app
-        .send(&event(
-            "product.created",
-            &format!("evt-{id}"),
-            id,
-            "2026-11-22T10:00:00Z",
-            json!({ "image_key": key }),
-        ))
-        .await;
-    app.wait_event_done(sent["task_id"].as_str().unwrap()).await
+    let task = app.create_product(id, key).await;
+    app.wait_event_done(&task).await
 }
 
 #[tokio::test]

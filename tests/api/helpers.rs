@@ -321,6 +321,21 @@ impl TestApp {
 
     /// A public route, called as a shopper would: without the admin token,
     /// so an auth regression on a public route fails the test.
+    /// Sends `product.created` for `id` with only an `image_key`
+    /// (`evt-{id}`); returns the stored event's task id.
+    pub async fn create_product(&self, id: &str, key: &str) -> String {
+        let sent = self
+            .send(&event(
+                "product.created",
+                &format!("evt-{id}"),
+                id,
+                "2026-11-22T10:00:00Z",
+                json!({ "image_key": key }),
+            ))
+            .await;
+        sent["task_id"].as_str().unwrap().to_string()
+    }
+
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
         let req = self.client.get(format!("{}{}", self.addr, path));
         json_of(req.send().await.unwrap()).await

@@ -9,16 +9,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, event, photos, spawn_app};
 
 async fn create(app: &TestApp, id: &str, key: &str) -> String {
-    let sent = app
-        .send(&event(
-            "product.created",
-            &format!("evt-{id}"),
-            id,
-            "2026-11-22T10:00:00Z",
-            json!({ "image_key": key }),
-        ))
-        .await;
-    sent["task_id"].as_str().unwrap().to_string()
+    app.create_product(id, key).await
 }
 
 fn sum(v: &Value) -> i64 {
