@@ -26,6 +26,7 @@ use crate::{
     inbox::{EventHandler, Inbox},
     index::VectorIndex,
     search::SearchService,
+    telemetry::HealthBoard,
 };
 
 /// What the core hands a provider when the application is built: cheap
@@ -44,6 +45,9 @@ pub struct Core {
     pub wake: Arc<Notify>,
     /// Tasks a provider spawns go here, so shutdown waits for them.
     pub tasks: TaskTracker,
+    /// Background-measured parts of `/api/v1/health`: a provider sets its
+    /// own under its name (for example a messenger's webhook queue).
+    pub health: HealthBoard,
 }
 
 /// One provider, as the application mounts it.

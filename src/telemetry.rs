@@ -53,3 +53,36 @@ pub fn metrics_handle() -> PrometheusHandle {
         })
         .clone()
 }
+
+/// The parts of `/api/v1/health` that are measured in the background rather
+/// than probed per request: the image source, a messenger's webhook queue.
+/// Each part is a JSON object whose `"status"` is `"ok"`, `"degraded"` or
+/// `"error"`; anything but `"ok"` makes the report `degraded`. Writers are
+/// the core's own monitors and the providers (through `Core::health`);
+/// the health route only reads. Never put a secret, a path or a URL with
+/// credentials in a part: the report is public.
+#[derive(Clone, Default)]
+pub struct HealthBoard {
+    parts: std::sync::Arc<std::sync::RwLock<std::collections::BTreeMap<String, serde_json::Value>>>,
+}
+
+impl HealthBoard {
+    /// Sets (replaces) one part.
+    pub fn set(&self, part: impl Into<String>, value: serde_json::Value) {
+        if let Ok(mut parts) = self.parts.write() {
+            parts.insert(part.into(), value);
+        }
+    }
+
+    /// Removes one part.
+    pub fn clear(&self, part: &str) {
+        if let Ok(mut parts) = self.parts.write() {
+            parts.remove(part);
+        }
+    }
+
+    /// Every part, by name.
+    pub fn snapshot(&self) -> std::collections::BTreeMap<String, serde_json::Value> {
+        self.parts.read().map(|p| p.clone()).unwrap_or_default()
+    }
+}

@@ -29,7 +29,7 @@ use crate::{
     inbox::{Inbox, ReplayLimits, WorkerConfig, worker::Handlers},
     provider::{Core, Provider},
     search::SearchService,
-    telemetry,
+    telemetry::{self, HealthBoard},
 };
 
 /// The providers this build knows, in mounting order, each built only when
@@ -99,6 +99,7 @@ impl Application {
             search,
             wake: Arc::new(Notify::new()),
             tasks,
+            health: HealthBoard::default(),
         };
         let providers = providers(&core);
         let state = AppState {
@@ -114,6 +115,7 @@ impl Application {
             upload_permits: UploadPermits::new(core.settings.server.max_search_uploads),
             replay: ReplayLimits::from_settings(&core.settings.replay),
             providers: Arc::new(providers.iter().map(|p| (p.name(), p.status())).collect()),
+            health: core.health.clone(),
         };
         Ok(Self {
             listener,

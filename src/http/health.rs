@@ -27,12 +27,21 @@ pub const INDEX_UNAVAILABLE: &str = "index unavailable";
 /// acquire timeout) to answer (`scripts/chaos.py --outage-postgres`).
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// `GET /api/v1/health`: database, index and model. 503 when a dependency
-/// is down, so a load balancer stops sending traffic. Names the database
-/// engine and the index backend either way.
+/// `GET /api/v1/health`: database, index and model, plus the parts measured
+/// in the background (the image source; a messenger's webhook queue).
+///
+/// - `healthy` (200): every part is `ok`.
+/// - `degraded` (200): the database and the index answer, but another part
+///   does not (the image host or S3 is unreachable, a webhook queue backs
+///   up). Search still works; new events wait in the inbox and are retried.
+/// - `degraded` (503): the database or the index does not answer, so a load
+///   balancer stops sending traffic. The process stays up and recovers by
+///   itself when the dependency is back.
+///
+/// Names the database engine and the index backend either way.
 #[utoipa::path(get, path = "/api/v1/health", tag = "ops", responses(
-    (status = 200, description = "Every part answers", body = Health),
-    (status = 503, description = "The database or the index does not answer", body = Health),
+    (status = 200, description = "The database and the index answer (`healthy`, or `degraded` when another part does not)", body = Health),
+    (status = 503, description = "The database or the index does not answer (`degraded`)", body = Health),
 ))]
 pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = database_part(&st.db).await;
@@ -46,23 +55,29 @@ pub async fn health(State(st): State<AppState>) -> (StatusCode, Json<Value>) {
         "threads": st.embed.embedder().threads(),
         "supports_text": m.manifest.supports_text,
     });
-    let healthy = database["status"] == "ok" && index["status"] == "ok";
-    let code = if healthy {
+    let serving = database["status"] == "ok" && index["status"] == "ok";
+    let mut body = json!({
+        "status": "healthy",
+        "service": "vitrine",
+        "version": env!("CARGO_PKG_VERSION"),
+        "database": database,
+        "index": index,
+        "model": model,
+    });
+    let mut all_ok = serving;
+    for (name, part) in st.health.snapshot() {
+        all_ok &= part["status"] == "ok";
+        body[name] = part;
+    }
+    if !all_ok {
+        body["status"] = json!("degraded");
+    }
+    let code = if serving {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        code,
-        Json(json!({
-            "status": if healthy { "healthy" } else { "unhealthy" },
-            "service": "vitrine",
-            "version": env!("CARGO_PKG_VERSION"),
-            "database": database,
-            "index": index,
-            "model": model,
-        })),
-    )
+    (code, Json(body))
 }
 
 /// The database's part of the health report: its engine either way, and

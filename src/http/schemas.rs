@@ -173,6 +173,8 @@ pub struct RetryResponse {
 
 /// `GET /api/v1/health`. `database`, `index` and `model` each have a
 /// `status` of `ok` or `error`; on `error`, `error` names a class of fault.
+/// Background-measured parts (`image_source`, a messenger's `telegram`)
+/// appear beside them with a `status` of `ok`, `degraded` or `error`.
 #[derive(ToSchema)]
 #[schema(example = json!({"status": "healthy", "service": "vitrine", "version": "0.1.0",
     "database": {"status": "ok", "engine": "sqlite"},
@@ -181,7 +183,7 @@ pub struct RetryResponse {
         "dim": 1280, "threads": 2, "supports_text": false}}))]
 #[allow(dead_code)]
 pub struct Health {
-    /// `healthy` or `unhealthy`.
+    /// `healthy` or `degraded`.
     status: String,
     service: String,
     version: String,

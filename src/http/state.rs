@@ -16,6 +16,7 @@ use crate::{
     inbox::{Inbox, ReplayLimits},
     index::VectorIndex,
     search::SearchService,
+    telemetry::HealthBoard,
 };
 
 /// Everything a core route may need: cheap handles, cloned per request.
@@ -38,6 +39,8 @@ pub struct AppState {
     pub replay: ReplayLimits,
     /// Name and status of each mounted provider.
     pub providers: Arc<Vec<(&'static str, serde_json::Value)>>,
+    /// The parts of the health report measured in the background.
+    pub health: HealthBoard,
 }
 
 /// The admin event API: the inbox, the token, and the workers' wake-up.
