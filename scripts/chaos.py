@@ -35,6 +35,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 SECRET = "chaos-webhook-secret"
+S3_BUCKET = "chaos-images"
 ADMIN = "chaos-admin-token"
 
 
@@ -86,7 +87,7 @@ class Instance:
             "ORT_DYLIB_PATH": os.path.join(root, "models/onnxruntime/libonnxruntime.so.1.31.1"),
             "WEBHOOK_SECRET": SECRET,
             "VITRINE_ADMIN_TOKEN": ADMIN,
-            "IMAGE_BASE_URL": "file://" + os.path.join(root, "tests/data/photos") + "/",
+            "IMAGE_BASE_URL": self.args.image_base_url,
             "VITRINE_EMBED_THREADS": "1",
             "VITRINE_WORKER_CONCURRENCY": "8",
             "VITRINE_POLL_INTERVAL_MS": "100",
@@ -98,6 +99,17 @@ class Instance:
             "VITRINE_MAX_RETRIES": "20",
             "RUST_LOG": os.environ.get("RUST_LOG", "warn"),
         }
+        if self.args.outage_s:
+            # A downstream outage of a minute outlasts the 200 ms schedule:
+            # the default schedule (5m,10m,20m,40m,60m) scaled down, so the
+            # run waits seconds, not minutes, after the source is back.
+            env.update({"VITRINE_RETRY_SCHEDULE": "1s,2s,4s,8s", "VITRINE_MAX_RETRIES": "40",
+                        "VITRINE_FETCH_PROBE_SECS": "1"})
+        if self.args.images == "s3":
+            env.update({"S3_BUCKET": S3_BUCKET, "S3_ENDPOINT": self.args.s3_endpoint,
+                        "S3_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "S3RVER",
+                        "AWS_SECRET_ACCESS_KEY": "S3RVER"})
+            env.pop("IMAGE_BASE_URL", None)
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.args.qdrant_url:
@@ -276,21 +288,121 @@ class Ingest:
 
 def postgres_outage(args, instances, ingest):
     """Stops the PostgreSQL server of scripts/dev-services.sh (fast shutdown:
-    connections cut) for `args.outage_postgres` seconds in the middle of the
-    ingest, watching each instance's health meanwhile, then starts it again
-    with `scripts/dev-services.sh up`."""
+    connections cut) for the outage, then starts it again with
+    `scripts/dev-services.sh up`."""
     state = os.environ.get("VITRINE_SERVICES_DIR")
     if not state:
-        raise SystemExit("--outage-postgres needs VITRINE_SERVICES_DIR (scripts/dev-services.sh)")
+        raise SystemExit("--outage postgres needs VITRINE_SERVICES_DIR (scripts/dev-services.sh)")
     bins = sorted(d for d in os.listdir("/usr/lib/postgresql") if d.isdigit())
     pg_ctl = f"/usr/lib/postgresql/{bins[-1]}/bin/pg_ctl"
     as_pg = [] if os.getuid() != 0 else ["runuser", "-u", "postgres", "--"]
+
+    def stop():
+        subprocess.run(as_pg + [pg_ctl, "-D", os.path.join(state, "pg/data"), "-m", "fast", "-w",
+                                "stop"], check=True, stdout=subprocess.DEVNULL)
+
+    def start():
+        subprocess.run([os.path.join(args.root, "scripts/dev-services.sh"), "up"], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    return source_outage(args, instances, ingest, "postgres", stop, start)
+
+
+class HttpImages:
+    """The photos over HTTP from this process, on a fixed port, so the image
+    host can go away and come back where the servers expect it."""
+
+    def __init__(self, folder):
+        import functools
+        import http.server
+
+        self.port = free_port()
+        self.handler = functools.partial(_QuietHandler, directory=folder)
+        self.server = None
+        self.http = http.server
+
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self):
+        self.server = self.http.ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _QuietHandler(*a, **kw):
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    return Quiet(*a, **kw)
+
+
+class S3rverImages:
+    """The photos in an s3rver bucket that keeps its data on disk, so that
+    stopping it with SIGKILL and starting it again is a real restart."""
+
+    def __init__(self, args, folder):
+        self.args = args
+        self.port = free_port()
+        self.dir = os.path.join(args.work, "s3rver-data")
+        self.log = open(os.path.join(args.work, "s3rver.log"), "ab")
+        self.proc = None
+        self.folder = folder
+
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        os.makedirs(self.dir, exist_ok=True)
+        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
+        self.proc = subprocess.Popen(
+            [self.args.s3rver, "-d", self.dir, "-a", "127.0.0.1", "-p", str(self.port),
+             "--silent"], stdout=self.log, stderr=self.log, env=env)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit("s3rver did not start; see s3rver.log")
+
+    def upload(self):
+        """Creates the bucket and uploads the photos (boto3, from the
+        Python that --s3-python names)."""
+        script = (
+            "import boto3, os, sys\n"
+            "c = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1',\n"
+            "                 aws_access_key_id='S3RVER', aws_secret_access_key='S3RVER')\n"
+            f"c.create_bucket(Bucket='{S3_BUCKET}')\n"
+            "for n in os.listdir(sys.argv[2]):\n"
+            f"    c.upload_file(os.path.join(sys.argv[2], n), '{S3_BUCKET}', n)\n"
+        )
+        subprocess.run([self.args.s3_python, "-c", script, self.endpoint(), self.folder],
+                       check=True)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def source_outage(args, instances, ingest, name, stop, start):
+    """Takes one downstream source away for `args.outage_s` seconds in the
+    middle of the ingest (`stop`), watching each instance's health meanwhile,
+    then brings it back (`start`) and waits for every instance to report
+    `healthy` again."""
     with ingest.lock:
         acked = len(ingest.acked)
-    subprocess.run(as_pg + [pg_ctl, "-D", os.path.join(state, "pg/data"), "-m", "fast", "-w", "stop"],
-                   check=True, stdout=subprocess.DEVNULL)
+    stop()
     seen = {}
-    end = time.monotonic() + args.outage_postgres
+    end = time.monotonic() + args.outage_s
     while time.monotonic() < end:
         for inst in instances:
             try:
@@ -300,21 +412,23 @@ def postgres_outage(args, instances, ingest):
                 key = f"no answer ({type(e).__name__})"
             seen[key] = seen.get(key, 0) + 1
         time.sleep(0.5)
-    subprocess.run([os.path.join(args.root, "scripts/dev-services.sh"), "up"], check=True,
-                   stdout=subprocess.DEVNULL)
+    start()
     healthy_after = None
     t = time.monotonic()
     while time.monotonic() - t < 60:
         try:
-            if all(request(i.port, "GET", "/api/v1/health", timeout=5)[0] == 200 for i in instances):
+            answers = [request(i.port, "GET", "/api/v1/health", timeout=5) for i in instances]
+            if all(st == 200 and isinstance(b, dict) and b.get("status") == "healthy"
+                   for st, b in answers):
                 healthy_after = round(time.monotonic() - t, 1)
                 break
         except OSError:
             pass
         time.sleep(0.2)
-    return {"seconds": args.outage_postgres, "acked_before": acked,
-            "health_while_down": seen, "healthy_after_s": healthy_after,
-            "healthy_after": healthy_after is not None}
+    return {"source": name, "seconds": args.outage_s, "acked_before": acked,
+            "health_while_down": seen,
+            "degraded_seen": any(k.endswith(" degraded") for k in seen),
+            "healthy_after_s": healthy_after, "healthy_after": healthy_after is not None}
 
 
 def inbox_counts(port):
@@ -343,8 +457,15 @@ def main():
     ap.add_argument("--qdrant-url", default=os.environ.get("QDRANT_URL", ""))
     ap.add_argument("--qdrant-alias", default="")
     ap.add_argument("--drain-timeout", type=float, default=900)
-    ap.add_argument("--outage-postgres", type=float, default=0,
-                    help="stop the dev-services PostgreSQL this many seconds mid-ingest")
+    ap.add_argument("--outage", choices=["postgres", "images", "s3"], default="",
+                    help="take this source away mid-ingest: the dev-services PostgreSQL, the "
+                         "HTTP image host (--images http) or the s3rver bucket (--images s3)")
+    ap.add_argument("--outage-s", type=float, default=0, help="how long the outage lasts")
+    ap.add_argument("--images", choices=["file", "http", "s3"], default="file",
+                    help="where the photos are: a file:// folder, an HTTP host run by this "
+                         "driver, or an s3rver bucket")
+    ap.add_argument("--s3rver", default="", help="the s3rver executable (--images s3)")
+    ap.add_argument("--s3-python", default="", help="a Python with boto3 (--images s3)")
     ap.add_argument("--stall-timeout", type=float, default=60,
                     help="seconds without a completed event before the run counts as stuck")
     args = ap.parse_args()
@@ -357,7 +478,24 @@ def main():
 
     if args.pg_admin_url:
         args.database_url = create_database(args.pg_admin_url, f"chaos_{args.label}_{args.seed}_{os.getpid()}")
-    photos = sorted(os.listdir(os.path.join(args.root, "tests/data/photos")))
+    folder = os.path.join(args.root, "tests/data/photos")
+    photos = sorted(os.listdir(folder))
+    source = None
+    args.image_base_url = "file://" + folder + "/"
+    args.s3_endpoint = ""
+    if args.images == "http":
+        source = HttpImages(folder)
+        source.start()
+        args.image_base_url = source.base_url()
+    elif args.images == "s3":
+        if not (args.s3rver and args.s3_python):
+            raise SystemExit("--images s3 needs --s3rver and --s3-python")
+        source = S3rverImages(args, folder)
+        source.start()
+        source.upload()
+        args.s3_endpoint = source.endpoint()
+    if args.outage in ("images", "s3") and args.images == "file":
+        raise SystemExit(f"--outage {args.outage} needs --images http or s3")
     bodies, expected = build_events(args.events, photos, args.seed)
     instances = []
     for i in range(args.instances):
@@ -392,9 +530,13 @@ def main():
             kill_log.append({"at_s": round(time.monotonic() - t0, 2), "instance": victim.name,
                              "acked_before": acked, "down_s": round(down, 2),
                              "restart_s": round(time.monotonic() - t, 2)})
-        if args.outage_postgres:
+        if args.outage and args.outage_s:
             time.sleep(max(0.0, t0 + 0.3 * span - time.monotonic()))
-            outage = postgres_outage(args, instances, ingest)
+            if args.outage == "postgres":
+                outage = postgres_outage(args, instances, ingest)
+            else:
+                outage = source_outage(args, instances, ingest, args.outage, source.stop,
+                                       source.start)
         for t in senders:
             t.join()
         ingest_s = time.monotonic() - t0
@@ -488,6 +630,8 @@ def main():
                 failures.append(f"{inst.name} exited ({inst.proc.returncode}) without being killed")
         if outage and not outage["healthy_after"]:
             failures.append(f"health did not come back after the outage: {outage}")
+        if outage and not outage["degraded_seen"]:
+            failures.append(f"health never said degraded during the outage: {outage}")
         points = None
         if shared:
             status, text = request(port, "GET", "/api/v1/metrics")
@@ -508,13 +652,15 @@ def main():
             "ingest_s": round(ingest_s, 1), "drained_s": round(drain_s, 1),
             "total_s": round(time.monotonic() - started, 1),
             "peak_rss_mib": [round((i.vmhwm_kib() or 0) / 1024) for i in instances],
-            "seed": args.seed, "kill_log": kill_log, "postgres_outage": outage,
+            "seed": args.seed, "kill_log": kill_log, "images": args.images, "outage": outage,
             "crashed": [i.name for i in instances if not i.alive()],
             "violations": len(failures), "first_violations": failures[:10],
         }
     finally:
         for inst in instances:
             inst.stop()
+        if isinstance(source, S3rverImages) and source.proc and source.proc.poll() is None:
+            source.stop()
     print("CHAOS-RESULT " + json.dumps(result))
     sys.exit(1 if failures else 0)
 

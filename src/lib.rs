@@ -80,7 +80,7 @@ pub mod http;
 pub mod inbox;
 pub mod index;
 pub(crate) mod provider;
-pub(crate) mod search;
+pub mod search;
 pub mod telemetry;
 pub mod thumbs;
 pub mod web;

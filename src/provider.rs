@@ -16,8 +16,9 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::Notify;
-use tokio_util::task::TaskTracker;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
     config::Settings,
@@ -75,5 +76,13 @@ pub trait Provider: Send + Sync {
     /// test compares the router with the document.
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         utoipa::openapi::OpenApi::default()
+    }
+
+    /// Its long-running tasks (a poller, a monitor), started when the
+    /// application runs, on the core's task tracker. Each must end soon
+    /// after `stop` is cancelled: shutdown waits for them.
+    fn background(&self, stop: CancellationToken) -> Vec<BoxFuture<'static, ()>> {
+        let _ = stop;
+        Vec::new()
     }
 }

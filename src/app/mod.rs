@@ -189,6 +189,19 @@ impl Application {
         {
             core.tasks.spawn(alerter.run(stop.clone()));
         }
+        for p in &providers {
+            for task in p.background(stop.clone()) {
+                core.tasks.spawn(task);
+            }
+        }
+        if settings.fetch.probe_secs > 0 {
+            core.tasks.spawn(crate::embed::fetch::monitor::run(
+                core.fetcher.clone(),
+                core.health.clone(),
+                std::time::Duration::from_secs(settings.fetch.probe_secs),
+                stop.clone(),
+            ));
+        }
         let app = routes(state, &providers, &settings);
         drop(providers);
         tracing::info!(addr = %listener.local_addr()?, "vitrine listening");

@@ -189,6 +189,7 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     ),
     ("fetch.timeout_ms", "VITRINE_FETCH_TIMEOUT_MS", None),
     ("fetch.max_bytes", "VITRINE_FETCH_MAX_BYTES", None),
+    ("fetch.probe_secs", "VITRINE_FETCH_PROBE_SECS", None),
     ("s3.bucket", "VITRINE_S3_BUCKET", Some("S3_BUCKET")),
     ("s3.endpoint", "VITRINE_S3_ENDPOINT", Some("S3_ENDPOINT")),
     ("s3.region", "VITRINE_S3_REGION", Some("S3_REGION")),

@@ -150,6 +150,9 @@ pub struct FetchSettings {
     pub timeout_ms: u64,
     /// Byte cap on a downloaded image and on a search upload.
     pub max_bytes: usize,
+    /// How often the image source (the base URL's host, the S3 bucket, the
+    /// local folder) is probed for `/api/v1/health`; 0 = never.
+    pub probe_secs: u64,
 }
 
 impl Default for FetchSettings {
@@ -161,6 +164,7 @@ impl Default for FetchSettings {
             connect_timeout_ms: 5_000,
             timeout_ms: 30_000,
             max_bytes: 20 * 1024 * 1024,
+            probe_secs: 10,
         }
     }
 }

@@ -33,6 +33,7 @@ pub fn reciprocal_rank(vector: Vec<SearchResult>, text: Vec<SearchResult>) -> Ve
                 f.score += contribution;
                 f.signals.text = r.signals.text;
                 f.signals.label = r.signals.label;
+                f.signals.typo = r.signals.typo;
             }
             None => {
                 let mut r = r;
@@ -68,6 +69,7 @@ mod tests {
                 vector,
                 text,
                 label,
+                typo: false,
             },
         }
     }
@@ -83,6 +85,7 @@ mod tests {
             vector,
             text,
             label: false,
+            typo: false,
         };
         assert_eq!(fused[0].signals, s(Some(0.8), true));
         assert_eq!(fused[1].signals, s(None, true));

@@ -8,6 +8,7 @@
 
 pub mod fuse;
 pub mod text;
+pub mod typos;
 
 use std::sync::Arc;
 
@@ -177,12 +178,16 @@ pub struct SearchResult {
 /// Which rankings a result came from: its cosine similarity when the vector
 /// ranking holds it, whether its own words (title, description, category)
 /// matched the query's, and whether its labels (what the classifier sees in
-/// its photo) did.
+/// its photo) did. `typo` says the words matched only approximately: no
+/// product matched every word as typed, so the typo-tolerant search
+/// ([`typos`]) found it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Signals {
     pub vector: Option<f32>,
     pub text: bool,
     pub label: bool,
+    #[serde(default)]
+    pub typo: bool,
 }
 
 impl From<Hit> for SearchResult {
@@ -295,7 +300,7 @@ impl SearchService {
         // page is a slice of the same fused ranking.
         let hits = self.index.search(&vector, &filter, fuse::DEPTH).await?;
         let vector_ranking: Vec<SearchResult> = hits.into_iter().map(SearchResult::from).collect();
-        let text_ranking = text::search(&self.db, &terms, &filter, 0, fuse::DEPTH).await?;
+        let text_ranking = self.text_ranking(&terms, &filter, 0, fuse::DEPTH).await?;
         let fused = fuse::reciprocal_rank(vector_ranking, text_ranking);
         let window = fused.into_iter().skip(offset).take(limit + 1).collect();
         Ok(SearchPage::from_window(window, offset, limit))
@@ -317,8 +322,20 @@ impl SearchService {
         let offset = params.offset()?;
         let terms = text::terms(q)?;
         let limit = params.limit();
-        let results = text::search(&self.db, &terms, &filter, offset, limit + 1).await?;
+        let results = self
+            .text_ranking(&terms, &filter, offset, limit + 1)
+            .await?;
         Ok(SearchPage::from_window(results, offset, limit))
+    }
+
+    async fn text_ranking(
+        &self,
+        terms: &[String],
+        filter: &Filter,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<SearchResult>, SearchError> {
+        Ok(text_ranking(&self.db, terms, filter, offset, limit).await?)
     }
 
     /// A page of the vector ranking: the index returns the best
@@ -342,6 +359,29 @@ impl SearchService {
             .collect();
         Ok(SearchPage::from_window(results, offset, limit))
     }
+}
+
+/// `limit` results of the text ranking of `terms` from `offset`: the exact
+/// one ([`text`]) when any product matches every word, else the
+/// typo-tolerant one ([`typos`]). Which of the two does not depend on the
+/// page, so pages are slices of one ranking.
+pub async fn text_ranking(
+    db: &Db,
+    terms: &[String],
+    filter: &Filter,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<SearchResult>, sqlx::Error> {
+    let exact = text::search(db, terms, filter, offset, limit).await?;
+    if !exact.is_empty() || (offset > 0 && !text::search(db, terms, filter, 0, 1).await?.is_empty())
+    {
+        return Ok(exact);
+    }
+    let fuzzy = typos::search(db, terms, filter, offset, limit).await?;
+    if offset == 0 && !fuzzy.is_empty() {
+        metrics::counter!("visual_search_text_typo_searches_total").increment(1);
+    }
+    Ok(fuzzy)
 }
 
 #[cfg(test)]

@@ -80,7 +80,7 @@ fn tsquery_expression(terms: &[String]) -> String {
 
 /// The SQL of the filter conditions on `p` (products), with placeholders
 /// numbered from `next`; pushes the values to bind in order.
-fn filter_sql(filter: &Filter, next: &mut usize, binds: &mut Vec<Bind>) -> String {
+pub(super) fn filter_sql(filter: &Filter, next: &mut usize, binds: &mut Vec<Bind>) -> String {
     let mut sql = String::new();
     let mut list = |column: &str, values: &[String], binds: &mut Vec<Bind>, sql: &mut String| {
         if values.is_empty() {
@@ -113,9 +113,22 @@ fn filter_sql(filter: &Filter, next: &mut usize, binds: &mut Vec<Bind>) -> Strin
     sql
 }
 
-enum Bind {
+pub(super) enum Bind {
     Text(String),
     Float(f64),
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds the filter values [`filter_sql`] collected, in order.
+pub(super) fn bind_all(mut query: AnyQuery<'_>, binds: Vec<Bind>) -> AnyQuery<'_> {
+    for b in binds {
+        query = match b {
+            Bind::Text(s) => query.bind(s),
+            Bind::Float(f) => query.bind(f),
+        };
+    }
+    query
 }
 
 /// Relative weights of a match in the title, the description, the
@@ -163,13 +176,10 @@ pub async fn search(
             ),
         ),
     };
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(expression);
-    for b in binds {
-        query = match b {
-            Bind::Text(s) => query.bind(s),
-            Bind::Float(f) => query.bind(f),
-        };
-    }
+    let query = bind_all(
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(expression),
+        binds,
+    );
     let rows = query
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
@@ -203,6 +213,7 @@ pub async fn search(
                     vector: None,
                     text,
                     label,
+                    typo: false,
                 },
             })
         })

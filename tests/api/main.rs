@@ -17,6 +17,7 @@ mod hostile_images;
 mod inbox_ops;
 mod openapi;
 mod ordering;
+mod outages;
 mod pipeline;
 mod reindex;
 mod reliability;

@@ -259,3 +259,86 @@ async fn reindex_on_qdrant() {
     };
     reindex_flow(Some(url)).await;
 }
+
+/// A copy of the model whose manifest names no classifier head: what a
+/// deployment ran before labels existed.
+fn model_without_labels(dir: &Path) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/effnet-lite0");
+    let out = dir.join("model-no-labels");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(src.join("model.onnx"), out.join("model.onnx")).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("manifest.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("labels");
+    std::fs::write(out.join("manifest.json"), manifest.to_string()).unwrap();
+    out
+}
+
+/// Products indexed by a model without a classifier head have no labels;
+/// `vitrine reindex` with a model that has one gives them their labels
+/// (the backfill), and a text search for a label then finds them.
+#[tokio::test]
+async fn reindex_backfills_labels() {
+    let models = tempfile::tempdir().unwrap();
+    let plain = model_without_labels(models.path());
+    let app = spawn_app_with(move |s| s.embed.model_dir = plain).await;
+    let photos = photos();
+    let chosen: Vec<_> = photos.iter().take(3).collect();
+    for (name, bytes) in &chosen {
+        app.images.put(name, bytes.clone());
+        app.send(&event(
+            "product.created",
+            &format!("c-{name}"),
+            name,
+            "2026-11-22T10:00:00Z",
+            // Titles that say nothing of what the photos show.
+            json!({"title": format!("item {name}"), "category": "x", "image_key": name}),
+        ))
+        .await;
+    }
+    for (name, _) in &chosen {
+        app.wait_product(name, "indexed").await;
+        let (_, p) = app.product(name).await;
+        assert!(
+            p["labels"].is_null() || p["labels"] == json!([]),
+            "no classifier head, no labels: {p}"
+        );
+    }
+
+    let mut labelled = app.settings.clone();
+    labelled.embed.model_dir = model_b(models.path());
+    let report = vitrine::commands::reindex::run(&labelled, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!((report.embedded, report.failed.len()), (3, 0), "{report:?}");
+
+    let Stopped { images, tmp, .. } = app.stop().await;
+    let app = start(labelled, images, tmp).await;
+    let mut found = 0;
+    for (name, _) in &chosen {
+        let (_, p) = app.product(name).await;
+        let labels = p["labels"].as_array().expect("labels after the backfill");
+        assert!(!labels.is_empty(), "{p}");
+        let top = labels[0]["name"].as_str().unwrap();
+        assert!(labels[0]["score"].as_f64().unwrap() > 0.0, "{p}");
+        let q: String = url::form_urlencoded::byte_serialize(top.as_bytes()).collect();
+        let (code, body) = app
+            .get_json(&format!("/api/v1/search/text?q={q}&limit=100"))
+            .await;
+        assert_eq!(code, 200, "{body}");
+        let hit = body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["product_id"] == name.as_str());
+        if let Some(hit) = hit {
+            assert_eq!(hit["signals"]["label"], true, "{body}");
+            found += 1;
+        }
+    }
+    assert_eq!(
+        found,
+        chosen.len(),
+        "each product is found by its top label"
+    );
+}

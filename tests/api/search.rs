@@ -231,6 +231,65 @@ async fn text_queries_in_russian_and_english_find_their_products() {
     );
 }
 
+/// A query with a typo, which no product matches word for word, still
+/// finds its product, said to be an approximate match; one that matches
+/// exactly is never mixed with approximate ones.
+#[tokio::test]
+async fn a_typo_still_finds_the_product() {
+    let app = spawn_app().await;
+    load(&app).await;
+
+    // One wrong, missing or swapped letter, in Russian, Kyrgyz and English.
+    for (query, id) in [
+        ("чайнек", "kettle"),
+        ("чайник заварачный", "kettle"),
+        ("искуственная", "tree"),
+        ("өрдк", "duck"),
+        ("snaekers", "sneakers"),
+        ("red sneekers", "sneakers"),
+        ("teapto", "teapot-blue"),
+    ] {
+        let body = text_body(&app, &format!("q={}", q(query))).await;
+        assert_eq!(
+            ids(&body).first().map(String::as_str),
+            Some(id),
+            "{query}: {body}"
+        );
+        assert_eq!(
+            body["results"][0]["signals"]["typo"], true,
+            "{query}: {body}"
+        );
+        assert_eq!(
+            body["results"][0]["signals"]["text"], true,
+            "{query}: {body}"
+        );
+    }
+    // Too far from every word, or a short word with a wrong letter: nothing.
+    for query in ["чийнек", "sneeeekers", "rad"] {
+        assert!(
+            text(&app, &format!("q={}", q(query))).await.is_empty(),
+            "{query}"
+        );
+    }
+    // Filters hold for approximate matches too.
+    assert!(
+        text(&app, &format!("q={}&currency=USD", q("чайнек")))
+            .await
+            .is_empty()
+    );
+    // An exact match is shown alone, never mixed with near ones.
+    let exact = text_body(&app, "q=teapot").await;
+    assert_eq!(ids(&exact), ["teapot-blue"]);
+    assert_eq!(exact["results"][0]["signals"]["typo"], false);
+    // The hybrid search uses the approximate text ranking when it must.
+    let like = text_body(&app, &format!("q={}&like=sneakers", q("чайнек"))).await;
+    assert_eq!(
+        ids(&like).first().map(String::as_str),
+        Some("kettle"),
+        "{like}"
+    );
+}
+
 /// Pages of `size` through `query` (which has no limit or offset) until
 /// `next_offset` is null.
 async fn all_pages(app: &TestApp, path: &str, query: &str, size: usize) -> Vec<Vec<String>> {
@@ -423,7 +482,7 @@ async fn hybrid_ranking_puts_first_what_neither_signal_alone_does() {
     // Plain searches say which signal matched, too.
     assert_eq!(
         by_words["results"][0]["signals"],
-        json!({"vector": null, "text": true, "label": false})
+        json!({"vector": null, "text": true, "label": false, "typo": false})
     );
     assert_eq!(by_photo["results"][0]["signals"]["text"], false);
     assert!(
@@ -514,7 +573,7 @@ async fn label_queries_find_what_the_photo_shows() {
     assert_eq!(ids(&found), ["cup"], "{found}");
     assert_eq!(
         found["results"][0]["signals"],
-        json!({"vector": null, "text": false, "label": true})
+        json!({"vector": null, "text": false, "label": true, "typo": false})
     );
     assert_eq!(ids(&text_body(&app, "q=soccer+ball").await), ["ball"]);
     // Both gifts by their words, each saying so.

@@ -13,6 +13,9 @@
 //! - `intake` ([`intake`]): a loopback load client for the webhook
 //!   endpoint: signed events at a fixed number of connections, against the
 //!   trivial `GET /api/v1/webhooks/health` of the same server: the ceiling.
+//! - `text` ([`text`]): text search (exact and typo-tolerant) over a
+//!   generated catalog in SQLite or PostgreSQL, against a `LIKE` scan of
+//!   the same rows.
 //!
 //! Each prints a human summary and, as its last line, one JSON object.
 //!
@@ -30,6 +33,7 @@ use vitrine::Settings;
 mod ingest;
 mod intake;
 mod resize;
+mod text;
 
 #[path = "../../../benches/common/photos.rs"]
 mod photos;
@@ -94,6 +98,21 @@ pub enum BenchCommand {
         #[arg(long)]
         server_pid: Option<u32>,
     },
+    /// Text search latency over a generated catalog, against a LIKE scan.
+    Text {
+        /// Products in the generated catalog.
+        #[arg(long, default_value_t = 100_000)]
+        products: usize,
+        /// Queries of each class.
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// An empty throwaway PostgreSQL database (migrated and filled);
+        /// without it, a fresh SQLite file.
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 /// Runs one bench and prints its JSON report as the last line.
@@ -146,6 +165,20 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 seconds,
                 reps,
                 server_pid,
+            })
+            .await?
+        }
+        BenchCommand::Text {
+            products,
+            queries,
+            database_url,
+            seed,
+        } => {
+            text::text(&text::TextOptions {
+                products,
+                queries,
+                database_url,
+                seed,
             })
             .await?
         }

@@ -27,6 +27,7 @@
 
 mod guard;
 mod local;
+pub mod monitor;
 pub mod resolve;
 pub mod s3;
 
@@ -348,6 +349,70 @@ impl ImageFetcher {
                 url: shown(&url),
                 reason: format!("unsupported scheme `{other}`"),
             }),
+        }
+    }
+
+    /// Which image source `image_key`s are read from: `"s3"`, `"http"` or
+    /// `"file"`; `None` when no base is configured (events must carry URLs).
+    pub fn source_kind(&self) -> Option<&'static str> {
+        if self.s3.is_some() {
+            return Some("s3");
+        }
+        match self.cfg.base_url.as_ref()?.scheme() {
+            "file" => Some("file"),
+            _ => Some("http"),
+        }
+    }
+
+    /// Whether the image source answers, for `/api/v1/health`: the bucket
+    /// (`HeadBucket`), the base URL's host (a `HEAD` of the base: any HTTP
+    /// answer counts, a 404 too; only no answer is a failure), or the local
+    /// folder. Bounded by the connect timeout.
+    pub async fn probe(&self) -> Result<(), FetchError> {
+        let work = async {
+            if let Some(s3) = &self.s3 {
+                return s3.probe().await;
+            }
+            let Some(base) = self.cfg.base_url.clone() else {
+                return Ok(());
+            };
+            if base.scheme() == "file" {
+                let shown = shown(&base);
+                let path = base.to_file_path().map_err(|_| FetchError::InvalidUrl {
+                    url: shown.clone(),
+                    reason: "not a local file path".into(),
+                })?;
+                return match tokio::fs::metadata(&path).await {
+                    Ok(m) if m.is_dir() => Ok(()),
+                    Ok(_) => Err(FetchError::Local {
+                        url: shown,
+                        reason: "the image base is not a folder".into(),
+                        transient: false,
+                    }),
+                    Err(e) => Err(FetchError::Local {
+                        url: shown,
+                        reason: e.to_string(),
+                        transient: true,
+                    }),
+                };
+            }
+            self.guard
+                .check_target(&base)
+                .await
+                .map_err(|guard::Refusal(reason)| FetchError::Refused {
+                    url: shown(&base),
+                    reason,
+                })?;
+            self.http
+                .head(base.clone())
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| classify(&base, e))
+        };
+        match tokio::time::timeout(self.cfg.connect_timeout, work).await {
+            Ok(r) => r,
+            Err(_) => Err(FetchError::Timeout("the image source".into())),
         }
     }
 

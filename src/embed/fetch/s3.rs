@@ -75,6 +75,29 @@ impl S3Images {
         &self.cfg.bucket
     }
 
+    /// Whether the bucket answers (`HeadBucket`): what health reports.
+    pub async fn probe(&self) -> Result<(), FetchError> {
+        let shown = format!("s3://{}", self.cfg.bucket);
+        match self
+            .client
+            .head_bucket()
+            .bucket(&self.cfg.bucket)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(se)) => Err(match se.raw().status().as_u16() {
+                404 => FetchError::NotFound(shown),
+                status => FetchError::Status { url: shown, status },
+            }),
+            Err(SdkError::TimeoutError(_)) => Err(FetchError::Timeout(shown)),
+            Err(e) => Err(FetchError::Network {
+                url: shown,
+                reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+            }),
+        }
+    }
+
     pub async fn fetch(&self, key: &str) -> Result<Bytes, FetchError> {
         let shown = format!("s3://{}/{key}", self.cfg.bucket);
         let resp = self
