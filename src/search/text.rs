@@ -57,25 +57,48 @@ pub fn fold(word: &str) -> String {
     word.to_lowercase().replace('ё', "е")
 }
 
+/// Which products a ranking holds: those whose names (title, category,
+/// label names) hold every word, or the rest of the matches (some word only
+/// in the description). Names first: that is what a shopper looks for, and a
+/// common word in thousands of descriptions need not be ranked to show the
+/// first pages (see [`search`]).
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Tier {
+    Names,
+    Rest,
+}
+
 /// An FTS5 match expression: every word, each as a prefix. The words hold
 /// only letters and digits, so quoting each makes it a plain string to FTS5
 /// whatever it says (`AND`, `NEAR`, a column name).
-fn fts5_expression(terms: &[String]) -> String {
-    terms
+fn fts5_expression(terms: &[String], tier: Tier) -> String {
+    let all = terms
         .iter()
         .map(|t| format!("\"{t}\"*"))
         .collect::<Vec<_>>()
-        .join(" AND ")
+        .join(" AND ");
+    let names = format!("{{title category labels}} : ({all})");
+    match tier {
+        Tier::Names => names,
+        Tier::Rest => format!("({all}) NOT {names}"),
+    }
 }
 
 /// A `to_tsquery` expression: every word, each as a prefix (`:*`). Quoted
-/// as tsquery lexemes; the words hold only letters and digits.
-fn tsquery_expression(terms: &[String]) -> String {
-    terms
-        .iter()
-        .map(|t| format!("'{t}':*"))
-        .collect::<Vec<_>>()
-        .join(" & ")
+/// as tsquery lexemes; the words hold only letters and digits. The names
+/// are weights A (title), B (category) and D (labels); C is the description.
+fn tsquery_expression(terms: &[String], tier: Tier) -> String {
+    let words = |weights: &str| {
+        terms
+            .iter()
+            .map(|t| format!("'{t}':*{weights}"))
+            .collect::<Vec<_>>()
+            .join(" & ")
+    };
+    match tier {
+        Tier::Names => words("ABD"),
+        Tier::Rest => format!("({}) & !({})", words(""), words("ABD")),
+    }
 }
 
 /// The SQL of the filter conditions on `p` (products), with placeholders
@@ -134,13 +157,21 @@ pub(super) fn bind_all(mut query: AnyQuery<'_>, binds: Vec<Bind>) -> AnyQuery<'_
 /// Relative weights of a match in the title, the description, the
 /// category and the labels (FTS5's `bm25` column weights; PostgreSQL's A,
 /// C, B and D).
-/// Label names weigh least: the merchant's own words say more.
-const SQLITE_BM25: &str = "bm25(product_text, 0.0, 10.0, 1.0, 4.0, 0.5)";
+/// Label names weigh least: the merchant's own words say more. FTS5 ranks
+/// by it as its `rank` (set in migration 20261202000300); kept here as the
+/// record, and checked against the database by a test.
+pub const SQLITE_BM25: &str = "bm25(0.0, 10.0, 1.0, 4.0, 0.5)";
 
-/// Products matching every term and `filter`, best match first, ties by
-/// product id (so pages are stable): `limit` of them from `offset`. The
+/// Products matching every term and `filter`: those whose names hold every
+/// word first ([`Tier::Names`]), then the rest, each best match first, ties
+/// by product id (so pages are stable): `limit` of them from `offset`. The
 /// score is the engine's relevance (FTS5's negated `bm25`, PostgreSQL's
 /// `ts_rank_cd`): higher is better, comparable within one search only.
+///
+/// The second tier is ranked only when the page reaches it. A common word
+/// is in thousands of descriptions, and ranking all of them for the first
+/// page took 40 ms (SQLite) to 110 ms (PostgreSQL) at 100k products
+/// (BENCHMARKS.md §7).
 pub async fn search(
     db: &Db,
     terms: &[String],
@@ -148,23 +179,110 @@ pub async fn search(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<SearchResult>, sqlx::Error> {
+    let mut page = ranked(db, terms, filter, Tier::Names, offset, limit).await?;
+    if page.len() == limit {
+        return Ok(page);
+    }
+    // The names tier ends on this page (or before it): how many it holds
+    // says where the rest starts.
+    let names = if page.is_empty() && offset > 0 {
+        count(db, terms, filter, Tier::Names).await?
+    } else {
+        offset + page.len()
+    };
+    let rest = ranked(
+        db,
+        terms,
+        filter,
+        Tier::Rest,
+        offset.saturating_sub(names),
+        limit - page.len(),
+    )
+    .await?;
+    page.extend(rest);
+    Ok(page)
+}
+
+/// How many products one tier holds.
+async fn count(
+    db: &Db,
+    terms: &[String],
+    filter: &Filter,
+    tier: Tier,
+) -> Result<usize, sqlx::Error> {
     let mut binds = vec![];
     let mut next = 2;
     let conditions = filter_sql(filter, &mut next, &mut binds);
     let (expression, sql) = match db.backend() {
         Backend::Sqlite => (
-            fts5_expression(terms),
+            fts5_expression(terms, tier),
+            format!(
+                "SELECT COUNT(*) AS n FROM product_text t JOIN products p ON p.product_id = t.product_id \
+                 WHERE product_text MATCH $1{conditions}"
+            ),
+        ),
+        Backend::Postgres => (
+            tsquery_expression(terms, tier),
+            format!(
+                "SELECT COUNT(*) AS n FROM product_search s JOIN products p ON p.product_id = s.product_id \
+                 WHERE s.document @@ to_tsquery('simple', unaccent($1)){conditions}"
+            ),
+        ),
+    };
+    let row = bind_all(
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(expression),
+        binds,
+    )
+    .fetch_one(db.reader())
+    .await?;
+    Ok(usize::try_from(row.try_get::<i64, _>("n")?).unwrap_or(0))
+}
+
+/// One tier's ranking: `limit` products from `offset`.
+async fn ranked(
+    db: &Db,
+    terms: &[String],
+    filter: &Filter,
+    tier: Tier,
+    offset: usize,
+    limit: usize,
+) -> Result<Vec<SearchResult>, sqlx::Error> {
+    let mut binds = vec![];
+    let mut next = 2;
+    let conditions = filter_sql(filter, &mut next, &mut binds);
+    let (expression, sql) = match db.backend() {
+        // FTS5's own `rank` (the bm25 of [`SQLITE_BM25`], configured by
+        // migration 20261202000300), ties by the FTS rowid (stable per
+        // product): `ORDER BY rank` is FTS5's fast path, a third of the
+        // time of ordering by a `bm25(…)` expression. Without filters the
+        // page is cut from the FTS table alone and only it is joined with
+        // `products`.
+        Backend::Sqlite if conditions.is_empty() => (
+            fts5_expression(terms, tier),
             format!(
                 "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
-                   p.labels, -{SQLITE_BM25} AS score \
+                   p.labels, t.score \
+                 FROM (SELECT product_id, rowid AS rid, -rank AS score FROM product_text \
+                       WHERE product_text MATCH $1 \
+                       ORDER BY rank, rowid LIMIT ${next} OFFSET ${}) t \
+                 JOIN products p ON p.product_id = t.product_id \
+                 ORDER BY t.score DESC, t.rid",
+                next + 1
+            ),
+        ),
+        Backend::Sqlite => (
+            fts5_expression(terms, tier),
+            format!(
+                "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
+                   p.labels, -t.rank AS score \
                  FROM product_text t JOIN products p ON p.product_id = t.product_id \
                  WHERE product_text MATCH $1{conditions} \
-                 ORDER BY score DESC, p.product_id LIMIT ${next} OFFSET ${}",
+                 ORDER BY t.rank, t.rowid LIMIT ${next} OFFSET ${}",
                 next + 1
             ),
         ),
         Backend::Postgres => (
-            tsquery_expression(terms),
+            tsquery_expression(terms, tier),
             format!(
                 "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
                    p.labels, CAST(ts_rank_cd(s.document, q) AS DOUBLE PRECISION) AS score \
@@ -257,7 +375,37 @@ mod tests {
     #[test]
     fn match_expressions_quote_every_word_as_a_prefix() {
         let t = terms("NEAR title: AND").unwrap();
-        assert_eq!(fts5_expression(&t), r#""near"* AND "title"* AND "and"*"#);
-        assert_eq!(tsquery_expression(&t), "'near':* & 'title':* & 'and':*");
+        let all = r#""near"* AND "title"* AND "and"*"#;
+        assert_eq!(
+            fts5_expression(&t, Tier::Names),
+            format!("{{title category labels}} : ({all})")
+        );
+        assert_eq!(
+            fts5_expression(&t, Tier::Rest),
+            format!("({all}) NOT {{title category labels}} : ({all})")
+        );
+        assert_eq!(
+            tsquery_expression(&t, Tier::Names),
+            "'near':*ABD & 'title':*ABD & 'and':*ABD"
+        );
+        assert_eq!(
+            tsquery_expression(&t, Tier::Rest),
+            "('near':* & 'title':* & 'and':*) & !('near':*ABD & 'title':*ABD & 'and':*ABD)"
+        );
+    }
+
+    /// The rank FTS5 orders by is the one this module documents.
+    #[tokio::test]
+    async fn the_database_ranks_by_the_documented_bm25() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let row = sqlx::query("SELECT v FROM product_text_config WHERE k = 'rank'")
+            .fetch_one(db.reader())
+            .await
+            .unwrap();
+        assert_eq!(row.try_get::<String, _>("v").unwrap(), SQLITE_BM25);
     }
 }

@@ -54,14 +54,22 @@ fn trigrams(word: &str) -> Vec<String> {
         .collect()
 }
 
-/// An FTS5 match expression over the trigram table: any trigram of any
-/// word (bm25 ranks products that share more of them first). `None` when
-/// no word has three letters. The words hold only letters and digits, so
-/// each quoted trigram is a plain string to FTS5.
-fn fts5_expression(terms: &[String]) -> Option<String> {
+/// Trigrams a query is matched by on SQLite: the rarest of its words'.
+const SQLITE_TRIGRAMS: usize = 8;
+
+/// The distinct trigrams of the query's words.
+fn query_trigrams(terms: &[String]) -> Vec<String> {
     let mut grams: Vec<String> = terms.iter().flat_map(|t| trigrams(t)).collect();
     grams.sort();
     grams.dedup();
+    grams
+}
+
+/// An FTS5 match expression over the trigram table: any of `grams` (bm25
+/// ranks products that share more of them, and rarer ones, first). `None`
+/// when there is none. The words hold only letters and digits, so each
+/// quoted trigram is a plain string to FTS5.
+fn fts5_expression(grams: &[String]) -> Option<String> {
     (!grams.is_empty()).then(|| {
         grams
             .iter()
@@ -69,6 +77,29 @@ fn fts5_expression(terms: &[String]) -> Option<String> {
             .collect::<Vec<_>>()
             .join(" OR ")
     })
+}
+
+/// The [`SQLITE_TRIGRAMS`] rarest of `grams` that some product holds, by
+/// the trigram index's own counts (`product_trigrams_vocab`).
+async fn rarest(db: &Db, grams: Vec<String>) -> Result<Vec<String>, sqlx::Error> {
+    if grams.len() <= SQLITE_TRIGRAMS {
+        return Ok(grams);
+    }
+    let marks: Vec<String> = (1..=grams.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT term, doc FROM product_trigrams_vocab WHERE term IN ({}) \
+         ORDER BY doc, term LIMIT {SQLITE_TRIGRAMS}",
+        marks.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for g in &grams {
+        q = q.bind(g.clone());
+    }
+    q.fetch_all(db.reader())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("term"))
+        .collect()
 }
 
 /// How far `term` is from `word`: the edits to `word` itself, or to its
@@ -181,7 +212,8 @@ async fn candidates(
     let columns = "p.product_id, p.title, p.category, p.price, p.currency, p.labels";
     match db.backend() {
         Backend::Sqlite => {
-            let Some(expression) = fts5_expression(terms) else {
+            let grams = rarest(db, query_trigrams(terms)).await?;
+            let Some(expression) = fts5_expression(&grams) else {
                 return Ok(None);
             };
             let sql = format!(
@@ -261,10 +293,10 @@ mod tests {
 
     #[test]
     fn the_match_expression_quotes_every_trigram_once() {
-        assert_eq!(
-            fts5_expression(&w(&["abcd", "bcd", "xy"])).unwrap(),
-            "\"abc\" OR \"bcd\""
-        );
-        assert_eq!(fts5_expression(&w(&["ab"])), None);
+        let grams = query_trigrams(&w(&["abcd", "bcd", "xy"]));
+        assert_eq!(grams, ["abc", "bcd"]);
+        assert_eq!(fts5_expression(&grams).unwrap(), "\"abc\" OR \"bcd\"");
+        assert!(query_trigrams(&w(&["ab"])).is_empty());
+        assert_eq!(fts5_expression(&[]), None);
     }
 }

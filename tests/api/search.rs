@@ -311,8 +311,15 @@ async fn all_pages(app: &TestApp, path: &str, query: &str, size: usize) -> Vec<V
 async fn pages_are_disjoint_and_together_equal_one_large_page() {
     let app = spawn_app().await;
     let photos = photos();
-    // Every photo, each titled so that one text query matches them all.
+    // Every photo, each titled so that one text query matches them all:
+    // two in three by their title, the others by their description only,
+    // so pages of the text search cross from the names to the rest.
     for (i, (name, bytes)) in photos.iter().enumerate() {
+        let title = if i % 3 == 0 {
+            format!("Изделие {name}")
+        } else {
+            format!("Товар {name}")
+        };
         let key = format!("img/{name}");
         app.images.put(&key, bytes.clone());
         app.send(&event(
@@ -320,7 +327,8 @@ async fn pages_are_disjoint_and_together_equal_one_large_page() {
             &format!("create-{name}"),
             name,
             "2026-12-01T10:00:00Z",
-            json!({"title": format!("Товар {name}"), "category": (["a", "b"][i % 2]),
+            json!({"title": title, "description": "хороший товар",
+                   "category": (["a", "b"][i % 2]),
                    "price": i as f64, "currency": "KGS", "image_key": key}),
         ))
         .await;
@@ -350,6 +358,18 @@ async fn pages_are_disjoint_and_together_equal_one_large_page() {
         assert!(whole["next_offset"].is_null());
         let whole = ids(&whole);
         assert!(whole.len() >= 10, "{path}?{query}: {whole:?}");
+        if path.ends_with("/text") {
+            // Matches in the title come before those in the description.
+            let by_title: Vec<bool> = whole
+                .iter()
+                .map(|id| photos.iter().position(|(n, _)| n == id).unwrap() % 3 != 0)
+                .collect();
+            let first_rest = by_title.iter().position(|t| !t).expect("both tiers");
+            assert!(
+                first_rest > 0 && by_title[first_rest..].iter().all(|t| !t),
+                "{whole:?}"
+            );
+        }
         for size in [1, 3, 7] {
             let pages = all_pages(&app, &path, &query, size).await;
             assert!(pages.iter().all(|p| p.len() <= size));
