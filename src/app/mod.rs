@@ -35,8 +35,13 @@ use crate::{
 /// The providers this build knows, in mounting order, each built only when
 /// its settings section enables it. A new provider is one more line here
 /// (and its section in `config`).
-fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
+///
+/// `stop` ends the background tasks a provider spawns on `core.tasks` (the
+/// Telegram webhook monitor and poller): it is the token that
+/// [`Application::run_until`] cancels at shutdown.
+fn providers(core: &Core, stop: &CancellationToken) -> Vec<Box<dyn Provider>> {
     let mut list: Vec<Box<dyn Provider>> = Vec::new();
+    let channels = crate::channels::ChannelsShared::new(core, stop.clone());
     if core.settings.bakai.enabled {
         list.push(Box::new(Catalog::new(core)));
     }
@@ -44,10 +49,14 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
         list.push(Box::new(Crm::new(core)));
     }
     if core.settings.telegram.enabled {
-        list.push(Box::new(crate::channels::telegram::Telegram::new(core)));
+        list.push(Box::new(crate::channels::telegram::Telegram::new(
+            core, &channels,
+        )));
     }
     if core.settings.whatsapp.enabled {
-        list.push(Box::new(crate::channels::whatsapp::Whatsapp::new(core)));
+        list.push(Box::new(crate::channels::whatsapp::Whatsapp::new(
+            core, &channels,
+        )));
     }
     list
 }
@@ -57,6 +66,10 @@ pub struct Application {
     core: Core,
     state: AppState,
     providers: Vec<Box<dyn Provider>>,
+    /// Cancels the providers' background tasks when the application is
+    /// dropped without running; [`Application::run_until`] takes the token
+    /// out and cancels it at shutdown.
+    stop: tokio_util::sync::DropGuard,
 }
 
 impl Application {
@@ -101,7 +114,8 @@ impl Application {
             tasks,
             health: HealthBoard::default(),
         };
-        let providers = providers(&core);
+        let stop = CancellationToken::new();
+        let providers = providers(&core, &stop);
         let state = AppState {
             db: core.db.clone(),
             inbox: core.inbox.clone(),
@@ -122,6 +136,7 @@ impl Application {
             core,
             state,
             providers,
+            stop: stop.drop_guard(),
         })
     }
 
@@ -164,8 +179,9 @@ impl Application {
             core,
             state,
             providers,
+            stop,
         } = self;
-        let stop = CancellationToken::new();
+        let stop = stop.disarm();
         {
             let stop = stop.clone();
             tokio::spawn(async move {

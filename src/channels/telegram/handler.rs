@@ -1,5 +1,6 @@
 //! The inbox handler of Telegram updates: read the update, step the
-//! conversation, commit the replies to the outbox, send what is pending.
+//! conversation, commit the replies to the outbox, send what is pending,
+//! each message in its turn of the [`SendThrottle`].
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use crate::{
         outbox::{Call, Outbox, OutboxStatus},
         shop::Shop,
         texts::Lang,
+        throttle::SendThrottle,
     },
     db::now_ms,
     inbox::{EventHandler, EventRecord, HandlerError, Outcome},
@@ -28,6 +30,7 @@ pub struct TelegramHandler {
     pub shop: Shop,
     pub outbox: Outbox,
     pub conversations: ConversationStore,
+    pub throttle: std::sync::Arc<SendThrottle>,
 }
 
 fn db_error(e: sqlx::Error) -> HandlerError {
@@ -143,7 +146,8 @@ impl TelegramHandler {
 impl EventHandler for TelegramHandler {
     async fn handle(&self, ev: &EventRecord) -> Result<Outcome, HandlerError> {
         let bot_id = ev.external_id.split(':').next().unwrap_or_default();
-        let Some(bot) = self.bots.by_id(bot_id).cloned() else {
+        // The update's own bot, so the reply goes out with its token.
+        let Some(bot) = self.bots.by_id(bot_id).await else {
             return Ok(Outcome::skipped(format!("no bot {bot_id} is configured")));
         };
         let mut plan = self.outbox.plan(&ev.id).await.map_err(db_error)?;
@@ -166,6 +170,13 @@ impl EventHandler for TelegramHandler {
         }
         let (mut sent, mut failed) = (0, 0);
         for row in plan.iter().filter(|r| r.status == OutboxStatus::Pending) {
+            if SendThrottle::is_send(&row.method) {
+                let chat = match &row.request["chat_id"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                self.throttle.wait(&bot.id, &chat).await;
+            }
             match bot.api.call(&row.method, &row.request).await {
                 Ok(result) => {
                     self.outbox

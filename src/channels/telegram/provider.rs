@@ -1,15 +1,23 @@
-//! Telegram as a [`Provider`]: its webhook routes, its inbox handler and
-//! its settings section (`[telegram]`).
+//! Telegram as a [`Provider`]: its webhook routes, the bots admin API (for
+//! both messengers' stored bots), its inbox handler, its background tasks
+//! (the webhook monitor, and the poller in polling mode) and its settings
+//! section (`[telegram]`).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
-use axum::{Router, routing::post};
+use axum::{Router, middleware, routing::post};
 
 use super::{
-    PROVIDER, bots::TelegramBots, handler::TelegramHandler, state::TelegramState, webhook,
+    PROVIDER, bots::TelegramBots, handler::TelegramHandler, monitor::WebhookMonitor,
+    polling::Poller, state::TelegramState, webhook,
 };
 use crate::{
-    channels::{conversation::ConversationStore, outbox::Outbox, shop::Shop},
+    channels::{
+        ChannelsShared, admin, conversation::ConversationStore, outbox::Outbox, shop::Shop,
+        throttle::SendThrottle,
+    },
+    config::TelegramMode,
+    http::state::AdminState,
     inbox::EventHandler,
     provider::{Core, Provider},
 };
@@ -17,13 +25,40 @@ use crate::{
 pub struct Telegram {
     state: TelegramState,
     handler: Arc<TelegramHandler>,
+    admin: admin::BotsAdmin,
+    admin_auth: AdminState,
 }
 
 impl Telegram {
-    pub fn new(core: &Core) -> Self {
-        let bots = TelegramBots::from_settings(&core.settings.telegram);
-        if bots.is_empty() {
-            tracing::info!("no TELEGRAM_BOT_TOKEN: Telegram webhooks will be refused with 401");
+    /// Builds the provider, and spawns its background tasks on
+    /// `core.tasks`, stopped by `shared.stop`.
+    pub fn new(core: &Core, shared: &ChannelsShared) -> Self {
+        let s = &core.settings.telegram;
+        let bots = TelegramBots::from_settings(s).with_store(s, shared.store.clone());
+        if bots.default_bot().is_none() && !shared.store.has_key() {
+            tracing::info!(
+                "no TELEGRAM_BOT_TOKEN and no VITRINE_SECRET_KEY: Telegram webhooks will be \
+                 refused with 401"
+            );
+        }
+        if s.webhook_info_secs > 0 {
+            let monitor = WebhookMonitor {
+                bots: bots.clone(),
+                health: core.health.clone(),
+                interval: Duration::from_secs(s.webhook_info_secs),
+                pending_threshold: s.pending_updates_threshold,
+            };
+            core.tasks.spawn(monitor.run(shared.stop.clone()));
+        }
+        if s.mode == TelegramMode::Polling {
+            let poller = Poller::new(
+                bots.clone(),
+                core.inbox.clone(),
+                core.wake.clone(),
+                core.health.clone(),
+                s.poll_timeout_secs,
+            );
+            core.tasks.spawn(poller.run(shared.stop.clone()));
         }
         Self {
             state: TelegramState {
@@ -37,7 +72,20 @@ impl Telegram {
                 shop: Shop::new(core),
                 outbox: Outbox::new(core.db.clone()),
                 conversations: ConversationStore::new(core.db.clone()),
+                throttle: Arc::new(SendThrottle::new(
+                    s.send_per_chat_per_sec,
+                    s.send_per_bot_per_sec,
+                )),
             }),
+            admin: admin::BotsAdmin {
+                store: shared.store.clone(),
+            },
+            admin_auth: AdminState {
+                token: core.settings.server.admin_token.clone(),
+                inbox: core.inbox.clone(),
+                wake: core.wake.clone(),
+                replay: crate::inbox::ReplayLimits::from_settings(&core.settings.replay),
+            },
         }
     }
 }
@@ -48,10 +96,15 @@ impl Provider for Telegram {
     }
 
     fn router(&self) -> Router {
-        Router::new()
+        let webhooks = Router::new()
             .route("/api/v1/webhooks/telegram", post(webhook::receive_default))
             .route("/api/v1/webhooks/telegram/{bot}", post(webhook::receive))
-            .with_state(self.state.clone())
+            .with_state(self.state.clone());
+        let admin = admin::router(self.admin.clone()).route_layer(middleware::from_fn_with_state(
+            self.admin_auth.clone(),
+            crate::http::events::require_admin,
+        ));
+        webhooks.merge(admin)
     }
 
     fn handlers(&self) -> Vec<(&'static str, Arc<dyn EventHandler>)> {
@@ -59,7 +112,10 @@ impl Provider for Telegram {
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        <super::webhook::TelegramApi as utoipa::OpenApi>::openapi()
+        use utoipa::OpenApi as _;
+        let mut doc = super::webhook::TelegramApi::openapi();
+        doc.merge(admin::BotsApi::openapi());
+        doc
     }
 
     fn status(&self) -> serde_json::Value {
@@ -68,6 +124,7 @@ impl Provider for Telegram {
             "bots": self.state.bots.len(),
             "default_bot": default.map(|b| b.id.clone()),
             "secret_configured": default.is_some_and(|b| b.secret.is_some()),
+            "stored_bots_key_configured": self.admin.store.has_key(),
         })
     }
 }

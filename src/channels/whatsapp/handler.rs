@@ -102,7 +102,7 @@ impl WhatsappHandler {
             HandlerError::permanent("the message cannot be read").with_detail(e.to_string())
         })?;
         let id = stored.phone_number_id.clone().unwrap_or_default();
-        let Some(number) = self.numbers.by_id(&id).cloned() else {
+        let Some(number) = self.numbers.by_id(&id).await else {
             return Ok(Outcome::skipped(format!(
                 "no WhatsApp number {id} is configured"
             )));

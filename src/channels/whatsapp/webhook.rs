@@ -52,7 +52,7 @@ pub async fn handshake(
             "hub.mode, hub.verify_token and hub.challenge are required".into(),
         ));
     };
-    if mode != "subscribe" || !st.numbers.verify_token_matches(token) {
+    if mode != "subscribe" || !st.numbers.verify_token_matches(token).await {
         return Err(ApiError::Forbidden("verification failed".into()));
     }
     Ok(challenge.clone())
