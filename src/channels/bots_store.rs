@@ -422,6 +422,19 @@ impl BotStore {
         self.info(id).await
     }
 
+    /// The external ids of the stored bots of `kind` that are disabled.
+    pub async fn disabled_ids(&self, kind: BotKind) -> Result<Vec<String>, BotStoreError> {
+        if self.key.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(sqlx::query_scalar(
+            "SELECT external_id FROM channel_bots WHERE kind = $1 AND enabled = 0",
+        )
+        .bind(kind.as_str())
+        .fetch_all(self.db.reader())
+        .await?)
+    }
+
     /// The enabled bots of `kind`, opened. A row that does not open (another
     /// key, a ciphertext moved from another row) is left out with a warning
     /// that names its id, never its bytes. Without a key there is nothing
@@ -496,6 +509,8 @@ type Build<T> = Arc<dyn Fn(StoredBot) -> Option<T> + Send + Sync>;
 
 struct Snapshot<T> {
     items: Arc<Vec<Arc<T>>>,
+    /// The external ids of the disabled ones.
+    disabled: Arc<Vec<String>>,
     loaded_at: Option<Instant>,
     generation: u64,
 }
@@ -542,6 +557,7 @@ impl<T: Send + Sync + 'static> Directory<T> {
             state: Arc::new(DirectoryState {
                 current: RwLock::new(Snapshot {
                     items: Arc::new(Vec::new()),
+                    disabled: Arc::new(Vec::new()),
                     loaded_at: None,
                     generation: 0,
                 }),
@@ -586,12 +602,20 @@ impl<T: Send + Sync + 'static> Directory<T> {
     /// (and its time, so the next reload waits its turn).
     async fn reload_now(&self) {
         let generation = self.store.generation();
-        let items = match self.store.load_enabled(self.kind).await {
-            Ok(bots) => Some(Arc::new(
-                bots.into_iter()
-                    .filter_map(|b| (self.build)(b))
-                    .map(Arc::new)
-                    .collect::<Vec<_>>(),
+        let loaded = async {
+            let bots = self.store.load_enabled(self.kind).await?;
+            let disabled = self.store.disabled_ids(self.kind).await?;
+            Ok::<_, BotStoreError>((bots, disabled))
+        };
+        let loaded = match loaded.await {
+            Ok((bots, disabled)) => Some((
+                Arc::new(
+                    bots.into_iter()
+                        .filter_map(|b| (self.build)(b))
+                        .map(Arc::new)
+                        .collect::<Vec<_>>(),
+                ),
+                Arc::new(disabled),
             )),
             Err(e) => {
                 tracing::warn!(error = %e, kind = self.kind.as_str(), "stored bots could not be loaded");
@@ -599,8 +623,9 @@ impl<T: Send + Sync + 'static> Directory<T> {
             }
         };
         if let Ok(mut s) = self.state.current.write() {
-            if let Some(items) = items {
+            if let Some((items, disabled)) = loaded {
                 s.items = items;
+                s.disabled = disabled;
             }
             s.loaded_at = Some(Instant::now());
             s.generation = generation;
@@ -612,6 +637,16 @@ impl<T: Send + Sync + 'static> Directory<T> {
     pub async fn current(&self) -> Arc<Vec<Arc<T>>> {
         self.refresh(MAX_AGE).await;
         self.cached()
+    }
+
+    /// Whether `external_id` is a stored bot that is disabled (as of the
+    /// snapshot, reloaded when stale).
+    pub async fn is_disabled(&self, external_id: &str) -> bool {
+        self.refresh(MAX_AGE).await;
+        self.state
+            .current
+            .read()
+            .is_ok_and(|s| s.disabled.iter().any(|d| d == external_id))
     }
 
     /// The first bot that `matches`; on a miss, reloads (at most once per

@@ -13,8 +13,10 @@ use vitrine::{
     config::{Secret, TelegramMode},
 };
 
+use vitrine::http::signature;
+
 use crate::{
-    channels::{FakeApis, TG_SECRET, TOKEN, configure},
+    channels::{FakeApis, TG_SECRET, TOKEN, WA_SECRET, configure},
     helpers::{ADMIN, TestApp, spawn_app_with},
 };
 
@@ -405,6 +407,82 @@ async fn a_stored_bot_is_answered_with_its_own_token_and_sealed_at_rest() {
             .status(),
         200
     );
+}
+
+#[tokio::test]
+async fn a_stored_whatsapp_number_verifies_answers_with_its_token_and_can_be_disabled() {
+    const NUMBER: &str = "2222333344";
+    const NUMBER_TOKEN: &str = "EAAG-shop-access-token";
+    const NUMBER_VERIFY: &str = "shop-verify-token";
+    let fake = FakeApis::start().await;
+    fake.allow_number(NUMBER, NUMBER_TOKEN);
+    let app = spawn_app_with(|s| with_key(s, &fake)).await;
+    let (code, added, text) = app
+        .add_bot(
+            json!({"kind": "whatsapp", "name": "Shop two", "token": NUMBER_TOKEN,
+            "secret": NUMBER_VERIFY, "phone_number_id": NUMBER}),
+        )
+        .await;
+    assert_eq!(code, 201, "{text}");
+    assert!(!text.contains(NUMBER_TOKEN) && !text.contains(NUMBER_VERIFY));
+    let id = added["data"]["id"].as_str().unwrap().to_string();
+    let handshake = |token: &'static str| {
+        let url = format!(
+            "{}/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=42",
+            app.addr
+        );
+        let client = app.client.clone();
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(handshake(NUMBER_VERIFY).await, 200);
+    let message = |wamid: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages",
+            "value": {"messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "1", "phone_number_id": NUMBER},
+                "contacts": [{"profile": {"name": "A"}, "wa_id": "996700000009"}],
+                "messages": [{"from": "996700000009", "id": wamid, "timestamp": "1", "type": "text",
+                    "text": {"body": "hello"}}]}}]}]})
+        .to_string()
+        .into_bytes()
+    };
+    let body = message("wamid.in.1");
+    let resp = app
+        .post_whatsapp(&body, Some(signature::sign(WA_SECRET, &body)))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let v: Value = resp.json().await.unwrap();
+    let ev = app
+        .wait_event_done(v["task_ids"][0].as_str().unwrap())
+        .await;
+    assert_eq!(ev["status"], "completed", "{ev}");
+    let sent: Vec<_> = fake
+        .sends()
+        .into_iter()
+        .filter(|c| c.method == "messages")
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].token, NUMBER_TOKEN,
+        "answered with the stored number's token"
+    );
+    assert_eq!(sent[0].body["to"], "996700000009");
+
+    // Disabled: its deliveries are refused and not stored, its verify token
+    // no longer passes.
+    let (code, _, _) = app
+        .admin_post(&format!("/api/v1/channels/bots/{id}/disable"), None)
+        .await;
+    assert_eq!(code, 200);
+    let before = app.events_of("whatsapp").await.len();
+    let body = message("wamid.in.2");
+    assert_eq!(
+        app.post_whatsapp(&body, Some(signature::sign(WA_SECRET, &body)))
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(app.events_of("whatsapp").await.len(), before);
+    assert_eq!(handshake(NUMBER_VERIFY).await, 403);
 }
 
 #[tokio::test]

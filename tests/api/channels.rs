@@ -80,12 +80,15 @@ pub struct FakeApis {
     updates: Arc<Mutex<Vec<Value>>>,
     /// Answer this many `getUpdates` calls with 409 Conflict first.
     conflicts: Arc<Mutex<usize>>,
+    /// The WhatsApp numbers the Graph API knows, with their access tokens.
+    numbers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl FakeApis {
     pub async fn start() -> Self {
         let mut fake = FakeApis::default();
         fake.tokens.lock().unwrap().push(TOKEN.to_string());
+        fake.allow_number(WA_NUMBER, WA_TOKEN);
         *fake.webhook_info.lock().unwrap() =
             json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +119,29 @@ impl FakeApis {
     /// Makes `token` a bot the Bot API knows.
     pub fn allow_token(&self, token: &str) {
         self.tokens.lock().unwrap().push(token.to_string());
+    }
+
+    /// Makes `number` a WhatsApp number the Graph API knows, with `token`.
+    pub fn allow_number(&self, number: &str, token: &str) {
+        self.numbers
+            .lock()
+            .unwrap()
+            .push((number.to_string(), token.to_string()));
+    }
+
+    /// The bearer token of a request, when it is a known number's.
+    fn bearer(&self, h: &HeaderMap) -> Option<String> {
+        let given = h
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.numbers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, t)| t == given)
+            .then(|| given.to_string())
     }
 
     pub fn set_webhook_info(&self, info: Value) {
@@ -258,16 +284,12 @@ async fn tg_file(
     }
 }
 
-fn bearer_ok(h: &HeaderMap) -> bool {
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {WA_TOKEN}"))
-}
-
 async fn wa_media(
     State(f): State<FakeApis>,
     UrlPath(id): UrlPath<String>,
     h: HeaderMap,
 ) -> Response {
-    if !bearer_ok(&h) {
+    if f.bearer(&h).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     f.record("media", json!({ "id": id }));
@@ -284,7 +306,7 @@ async fn wa_download(
     UrlPath(id): UrlPath<String>,
     h: HeaderMap,
 ) -> Response {
-    if !bearer_ok(&h) {
+    if f.bearer(&h).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     f.record("download", json!({ "id": id }));
@@ -300,14 +322,21 @@ async fn wa_send(
     h: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !bearer_ok(&h) || number != WA_NUMBER {
+    let token = f.bearer(&h).unwrap_or_default();
+    let owns = f
+        .numbers
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(n, t)| *n == number && *t == token);
+    if !owns {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": {"code": 190, "message": "bad token"}})),
         )
             .into_response();
     }
-    f.record("messages", body.clone());
+    f.record_for(&token, "messages", body.clone());
     let n = f.calls.lock().unwrap().len();
     Json(json!({"messaging_product": "whatsapp",
         "contacts": [{"input": body["to"], "wa_id": body["to"]}],

@@ -103,6 +103,15 @@ impl WhatsappNumbers {
         ok
     }
 
+    /// Whether `phone_number_id` is a stored number that is disabled: its
+    /// deliveries are refused.
+    pub async fn is_disabled(&self, phone_number_id: &str) -> bool {
+        match &self.stored {
+            Some(d) => d.is_disabled(phone_number_id).await,
+            None => false,
+        }
+    }
+
     /// How many numbers, as last loaded.
     pub fn len(&self) -> usize {
         usize::from(self.default.is_some()) + self.stored.as_ref().map_or(0, |d| d.cached().len())
