@@ -6,7 +6,8 @@
 //! database, with its Russian and English [`texts`]), and the outbox that
 //! makes replying idempotent ([`outbox`]). The bots of each business live
 //! in the database ([`bots_store`], tokens sealed by [`secrets`], managed
-//! through [`admin`]); sends keep Telegram's rates ([`throttle`]).
+//! through [`admin`]); sends keep Telegram's rates ([`throttle`]); an
+//! optional model may rephrase the bots' own texts ([`phrasing`]).
 //!
 //! The flow of one shopper message: the receiver checks the request and
 //! stores the update in the inbox, keyed for dedup by the messenger's own id
@@ -26,6 +27,7 @@ pub mod bots_store;
 pub mod conversation;
 pub mod net;
 pub mod outbox;
+pub mod phrasing;
 pub mod reply;
 pub mod secrets;
 pub mod shop;

@@ -24,6 +24,8 @@ pub struct ChannelsSettings {
     /// 64 hex characters or base64. Unset, bots can come only from the
     /// environment and the bots admin API answers 503.
     pub secret_key: Option<Secret>,
+    /// The optional phrasing model of the bots' own texts.
+    pub llm: LlmSettings,
 }
 
 impl Default for ChannelsSettings {
@@ -32,7 +34,39 @@ impl Default for ChannelsSettings {
             results: 5,
             product_url: None,
             secret_key: None,
+            llm: LlmSettings::default(),
         }
+    }
+}
+
+/// `[channels.llm]`: an OpenAI-compatible chat-completions endpoint that
+/// rephrases the bots' own plain-text replies. Off without a URL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LlmSettings {
+    /// The endpoint itself, e.g. `https://api.openai.com/v1/chat/completions`.
+    pub url: Option<Url>,
+    /// Sent as `Authorization: Bearer`.
+    pub key: Option<Secret>,
+    pub model: String,
+    /// How long a reply waits for the model before the bot's own text goes.
+    pub timeout_ms: u64,
+}
+
+impl Default for LlmSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            key: None,
+            model: "gpt-4o-mini".into(),
+            timeout_ms: 3000,
+        }
+    }
+}
+
+impl LlmSettings {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.timeout_ms.max(1))
     }
 }
 

@@ -35,7 +35,8 @@ use serde::{Deserialize, Serialize};
 
 pub use alerts::AlertsSettings;
 pub use channels::{
-    ChannelsSettings, SECRET_KEY_BYTES, TelegramMode, TelegramSettings, WhatsappSettings,
+    ChannelsSettings, LlmSettings, SECRET_KEY_BYTES, TelegramMode, TelegramSettings,
+    WhatsappSettings,
 };
 pub use crm::CrmSettings;
 pub use duplicates::DuplicatesSettings;
@@ -285,6 +286,10 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     ("channels.results", "VITRINE_CHANNEL_RESULTS", None),
     ("channels.product_url", "VITRINE_PRODUCT_URL", None),
     ("channels.secret_key", "VITRINE_SECRET_KEY", None),
+    ("channels.llm.url", "VITRINE_LLM_URL", None),
+    ("channels.llm.key", "VITRINE_LLM_KEY", None),
+    ("channels.llm.model", "VITRINE_LLM_MODEL", None),
+    ("channels.llm.timeout_ms", "VITRINE_LLM_TIMEOUT_MS", None),
     ("telegram.enabled", "VITRINE_TELEGRAM_ENABLED", None),
     (
         "telegram.bot_token",
@@ -662,6 +667,7 @@ mod tests {
                         "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
                     }
                     "telegram.pending_updates_threshold" => "2",
+                    "channels.llm.url" => "http://127.0.0.1:1/v1/chat/completions",
                     "telegram.poll_timeout_secs" => "7",
                     k if k.ends_with("enabled") => "true",
                     "duplicates.threshold" => "0.9",

@@ -745,3 +745,148 @@ async fn polling_stores_and_answers_updates_once_and_explains_a_conflict() {
         started.elapsed()
     );
 }
+
+/// A fake OpenAI-compatible chat-completions endpoint: `/v1/chat/completions`
+/// answers "Rephrased: <the user message>", `/hang` never answers in time.
+#[derive(Clone, Default)]
+struct FakeLlm {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<LlmCall>>>,
+}
+
+/// One request the fake model got: its `Authorization` header and body.
+type LlmCall = (Option<String>, Value);
+
+async fn llm_answer(
+    axum::extract::State(f): axum::extract::State<FakeLlm>,
+    h: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> axum::Json<Value> {
+    let auth = h
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    f.seen.lock().unwrap().push((auth, body.clone()));
+    let user = body["messages"][1]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    axum::Json(
+        json!({"id": "chatcmpl-1", "object": "chat.completion", "created": 1,
+        "model": body["model"], "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": format!("Rephrased: {user}")}}]}),
+    )
+}
+
+async fn llm_hang() -> &'static str {
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    "{}"
+}
+
+impl FakeLlm {
+    async fn start() -> (Self, String) {
+        let fake = FakeLlm::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", axum::routing::post(llm_answer))
+            .route("/hang", axum::routing::post(llm_hang))
+            .with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (fake, base)
+    }
+}
+
+#[tokio::test]
+async fn the_phrasing_model_rephrases_the_bots_own_text_and_a_silent_one_is_not_waited_for() {
+    let (llm, base) = FakeLlm::start().await;
+    let fake = FakeApis::start().await;
+    let app = spawn_app_with(|s| {
+        configure(s, &fake);
+        s.channels.llm.url = Some(format!("{base}/v1/chat/completions").parse().unwrap());
+        s.channels.llm.key = Some(Secret::new("llm-key-1"));
+        s.channels.llm.model = "small-model".into();
+    })
+    .await;
+    let t: Value = app
+        .start_from("", Some(TG_SECRET), 400, 61)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let task = t["task_id"].as_str().unwrap().to_string();
+    let ev = app.wait_event_done(&task).await;
+    assert_eq!(ev["status"], "completed", "{ev}");
+    let sent = fake
+        .sends()
+        .into_iter()
+        .find(|c| c.method == "sendMessage")
+        .unwrap();
+    let text = sent.body["text"].as_str().unwrap();
+    assert!(text.starts_with("Rephrased: Hello"), "{text}");
+    {
+        let seen = llm.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0.as_deref(), Some("Bearer llm-key-1"));
+        assert_eq!(seen[0].1["model"], "small-model");
+        assert_eq!(seen[0].1["messages"][0]["role"], "system");
+        assert!(
+            seen[0].1["messages"][1]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with("Hello")
+        );
+    }
+    // A retried event sends nothing again and does not ask the model again:
+    // the rephrased text was committed with the plan.
+    let resp = app
+        .client
+        .post(format!("{}/api/v1/events/{task}/retry", app.addr))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    app.wait_event_done(&task).await;
+    assert_eq!(
+        fake.sends()
+            .iter()
+            .filter(|c| c.method == "sendMessage")
+            .count(),
+        1
+    );
+    assert_eq!(llm.seen.lock().unwrap().len(), 1);
+
+    // A model that does not answer: the bot's own text, after the timeout
+    // (300 ms) and long before the model would have answered (30 s).
+    let fake2 = FakeApis::start().await;
+    let app2 = spawn_app_with(|s| {
+        configure(s, &fake2);
+        s.channels.llm.url = Some(format!("{base}/hang").parse().unwrap());
+        s.channels.llm.timeout_ms = 300;
+    })
+    .await;
+    let started = Instant::now();
+    let t: Value = app2
+        .start_from("", Some(TG_SECRET), 401, 62)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ev = app2.wait_event_done(t["task_id"].as_str().unwrap()).await;
+    assert_eq!(ev["status"], "completed", "{ev}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let sent = fake2
+        .sends()
+        .into_iter()
+        .find(|c| c.method == "sendMessage")
+        .unwrap();
+    assert!(
+        sent.body["text"].as_str().unwrap().starts_with("Hello"),
+        "{:?}",
+        sent.body
+    );
+}

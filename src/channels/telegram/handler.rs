@@ -30,6 +30,8 @@ pub struct TelegramHandler {
     pub shop: Shop,
     pub outbox: Outbox,
     pub conversations: ConversationStore,
+    /// The optional phrasing model of the bot's own texts.
+    pub phrasing: Option<crate::channels::phrasing::Rephraser>,
     pub throttle: std::sync::Arc<SendThrottle>,
 }
 
@@ -133,7 +135,11 @@ impl TelegramHandler {
             conv.lang = l;
         }
         conv.last_inbound_at = Some(now_ms());
-        let replies = conv.step(input, self.shop.per_page());
+        let mut replies = conv.step(input, self.shop.per_page());
+        // Before the commit: a retry sends what is stored, never asks again.
+        if let Some(p) = &self.phrasing {
+            p.rephrase_all(&mut replies).await;
+        }
         calls.extend(render(&replies, chat_id));
         Ok(Some(Plan {
             conversation: Some((key, conv)),

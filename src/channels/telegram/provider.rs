@@ -13,8 +13,8 @@ use super::{
 };
 use crate::{
     channels::{
-        ChannelsShared, admin, conversation::ConversationStore, outbox::Outbox, shop::Shop,
-        throttle::SendThrottle,
+        ChannelsShared, admin, conversation::ConversationStore, outbox::Outbox,
+        phrasing::Rephraser, shop::Shop, throttle::SendThrottle,
     },
     config::TelegramMode,
     http::state::AdminState,
@@ -72,6 +72,7 @@ impl Telegram {
                 shop: Shop::new(core),
                 outbox: Outbox::new(core.db.clone()),
                 conversations: ConversationStore::new(core.db.clone()),
+                phrasing: Rephraser::from_settings(&core.settings.channels.llm),
                 throttle: Arc::new(SendThrottle::new(
                     s.send_per_chat_per_sec,
                     s.send_per_bot_per_sec,

@@ -34,6 +34,8 @@ pub struct WhatsappHandler {
     pub shop: Shop,
     pub outbox: Outbox,
     pub conversations: ConversationStore,
+    /// The optional phrasing model of the bot's own texts.
+    pub phrasing: Option<crate::channels::phrasing::Rephraser>,
 }
 
 fn db_error(e: sqlx::Error) -> HandlerError {
@@ -127,7 +129,11 @@ impl WhatsappHandler {
             let mut conv = stored_conv.unwrap_or_else(|| Conversation::new(lang));
             conv.lang = lang;
             conv.last_inbound_at = Some(ev.created_at);
-            let replies = conv.step(input, self.shop.per_page());
+            let mut replies = conv.step(input, self.shop.per_page());
+            // Before the commit: a retry sends what is stored, never asks again.
+            if let Some(p) = &self.phrasing {
+                p.rephrase_all(&mut replies).await;
+            }
             let calls = render(&replies, &m.from, lang);
             self.outbox
                 .commit(&ev.id, ev.created_at, Some((&key, &conv)), &calls)

@@ -38,6 +38,9 @@ impl Whatsapp {
                 shop: Shop::new(core),
                 outbox: Outbox::new(core.db.clone()),
                 conversations: ConversationStore::new(core.db.clone()),
+                phrasing: crate::channels::phrasing::Rephraser::from_settings(
+                    &core.settings.channels.llm,
+                ),
             }),
         }
     }
