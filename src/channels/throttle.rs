@@ -9,14 +9,15 @@
 //! bot with a burst of its rate. A send *waits* for its turn
 //! (`until_key_ready`) rather than being dropped: a reply is late, never
 //! lost. Answers to callback queries are not messages and are not
-//! throttled.
+//! throttled. WhatsApp numbers use the per-sender limiter only
+//! ([`SendThrottle::per_sender`]): Meta's limit is a number's throughput.
 
 use std::{num::NonZeroU32, time::Duration};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 pub struct SendThrottle {
-    per_chat: DefaultKeyedRateLimiter<(String, String)>,
+    per_chat: Option<DefaultKeyedRateLimiter<(String, String)>>,
     per_bot: DefaultKeyedRateLimiter<String>,
 }
 
@@ -33,8 +34,18 @@ impl SendThrottle {
             .expect("a non-zero period")
             .allow_burst(NonZeroU32::MIN);
         Self {
-            per_chat: DefaultKeyedRateLimiter::keyed(chat_quota),
+            per_chat: Some(DefaultKeyedRateLimiter::keyed(chat_quota)),
             per_bot: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_bot)),
+        }
+    }
+
+    /// `per_sec` messages a second per sender (bot or number), with a burst
+    /// of as many, and no limit per chat.
+    pub fn per_sender(per_sec: u32) -> Self {
+        let per_sec = NonZeroU32::new(per_sec).unwrap_or(NonZeroU32::MIN);
+        Self {
+            per_chat: None,
+            per_bot: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_sec)),
         }
     }
 
@@ -46,17 +57,19 @@ impl SendThrottle {
     /// Waits until `bot` may send one more message to `chat`.
     pub async fn wait(&self, bot: &str, chat: &str) {
         let started = std::time::Instant::now();
-        self.per_chat
-            .until_key_ready(&(bot.to_string(), chat.to_string()))
-            .await;
+        if let Some(per_chat) = &self.per_chat {
+            per_chat
+                .until_key_ready(&(bot.to_string(), chat.to_string()))
+                .await;
+            if per_chat.len() > RETAIN_AT {
+                per_chat.retain_recent();
+            }
+        }
         self.per_bot.until_key_ready(&bot.to_string()).await;
         let waited = started.elapsed();
         if waited >= Duration::from_millis(1) {
             metrics::histogram!("visual_search_channel_send_wait_seconds")
                 .record(waited.as_secs_f64());
-        }
-        if self.per_chat.len() > RETAIN_AT {
-            self.per_chat.retain_recent();
         }
     }
 }
@@ -80,8 +93,9 @@ mod tests {
         );
         // Another chat, and another bot's same chat, have their own turns
         // (checked without waiting, so a slow machine cannot flake it).
-        assert!(t.per_chat.check_key(&("1".into(), "chat-b".into())).is_ok());
-        assert!(t.per_chat.check_key(&("2".into(), "chat-a".into())).is_ok());
+        let per_chat = t.per_chat.as_ref().unwrap();
+        assert!(per_chat.check_key(&("1".into(), "chat-b".into())).is_ok());
+        assert!(per_chat.check_key(&("2".into(), "chat-a".into())).is_ok());
         assert!(SendThrottle::is_send("sendMediaGroup"));
         assert!(!SendThrottle::is_send("answerCallbackQuery"));
     }

@@ -221,6 +221,9 @@ pub struct WhatsappSettings {
     pub phone_number_id: Option<String>,
     /// Where the Graph API is, with its version (a local fake in tests).
     pub graph_base_url: Url,
+    /// Messages sent per second by one number (Meta's default throughput
+    /// is 80); sends wait for their turn.
+    pub send_per_number_per_sec: u32,
 }
 
 impl Default for WhatsappSettings {
@@ -232,6 +235,7 @@ impl Default for WhatsappSettings {
             access_token: None,
             phone_number_id: None,
             graph_base_url: Url::parse("https://graph.facebook.com/v21.0").expect("a valid URL"),
+            send_per_number_per_sec: 80,
         }
     }
 }

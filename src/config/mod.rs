@@ -358,6 +358,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "VITRINE_WHATSAPP_GRAPH_BASE_URL",
         Some("WHATSAPP_GRAPH_BASE_URL"),
     ),
+    (
+        "whatsapp.send_per_number_per_sec",
+        "VITRINE_WHATSAPP_SEND_PER_NUMBER_PER_SEC",
+        None,
+    ),
     ("duplicates.enabled", "VITRINE_DUPLICATES_ENABLED", None),
     ("duplicates.threshold", "VITRINE_DUPLICATES_THRESHOLD", None),
     (
@@ -553,6 +558,12 @@ impl Settings {
         self.telegram
             .check()
             .map_err(|(field, reason)| invalid(field, reason))?;
+        if self.whatsapp.send_per_number_per_sec == 0 {
+            return Err(invalid(
+                "whatsapp.send_per_number_per_sec",
+                "must be at least 1",
+            ));
+        }
         // VITRINE_SECRET_KEY: refused at start-up, not at the first bot.
         self.channels
             .secret_key_bytes()

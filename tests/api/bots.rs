@@ -582,6 +582,57 @@ async fn sends_to_one_chat_are_spaced_by_the_throttle() {
 }
 
 #[tokio::test]
+async fn a_whatsapp_numbers_sends_keep_its_throughput() {
+    let fake = FakeApis::start().await;
+    let app = spawn_app_with(|s| {
+        configure(s, &fake);
+        s.whatsapp.send_per_number_per_sec = 4;
+    })
+    .await;
+    // Eight shoppers write at once: eight replies from one number.
+    let messages: Vec<Value> = (0..8)
+        .map(|i| {
+            json!({"from": format!("99670000010{i}"), "id": format!("wamid.burst.{i}"),
+            "timestamp": "1", "type": "text", "text": {"body": "hello"}})
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "1", "phone_number_id": crate::channels::WA_NUMBER},
+            "messages": messages}}]}]})
+    .to_string()
+    .into_bytes();
+    let v: Value = app
+        .post_whatsapp(&body, Some(signature::sign(WA_SECRET, &body)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<String> = v["task_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 8);
+    for id in &ids {
+        assert_eq!(app.wait_event_done(id).await["status"], "completed");
+    }
+    let mut at: Vec<Instant> = fake
+        .sends()
+        .into_iter()
+        .filter(|c| c.method == "messages")
+        .map(|c| c.at)
+        .collect();
+    at.sort();
+    assert_eq!(at.len(), 8);
+    // A burst of four, then one every 250 ms: the eighth at least 1 s after
+    // the first (a lower bound only).
+    let span = at[7] - at[0];
+    assert!(span >= Duration::from_millis(950), "8 sends in {span:?}");
+}
+
+#[tokio::test]
 async fn the_webhook_monitor_puts_telegrams_view_in_the_health_report() {
     let fake = FakeApis::start().await;
     let recent = chrono::Utc::now().timestamp() - 60;

@@ -36,6 +36,8 @@ pub struct WhatsappHandler {
     pub conversations: ConversationStore,
     /// The optional phrasing model of the bot's own texts.
     pub phrasing: Option<crate::channels::phrasing::Rephraser>,
+    /// The number's throughput, all contacts together.
+    pub throttle: std::sync::Arc<crate::channels::throttle::SendThrottle>,
 }
 
 fn db_error(e: sqlx::Error) -> HandlerError {
@@ -155,6 +157,8 @@ impl WhatsappHandler {
                 refused += 1;
                 continue;
             }
+            let to = row.request["to"].as_str().unwrap_or("");
+            self.throttle.wait(&number.phone_number_id, to).await;
             match number.api.send(&number.phone_number_id, &row.request).await {
                 Ok(wamid) => {
                     self.outbox

@@ -41,6 +41,9 @@ impl Whatsapp {
                 phrasing: crate::channels::phrasing::Rephraser::from_settings(
                     &core.settings.channels.llm,
                 ),
+                throttle: Arc::new(crate::channels::throttle::SendThrottle::per_sender(
+                    s.send_per_number_per_sec,
+                )),
             }),
         }
     }
