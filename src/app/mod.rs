@@ -37,6 +37,7 @@ use crate::{
 /// (and its section in `config`).
 fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
     let mut list: Vec<Box<dyn Provider>> = Vec::new();
+    let channels = crate::channels::ChannelsShared::new(core);
     if core.settings.bakai.enabled {
         list.push(Box::new(Catalog::new(core)));
     }
@@ -44,10 +45,14 @@ fn providers(core: &Core) -> Vec<Box<dyn Provider>> {
         list.push(Box::new(Crm::new(core)));
     }
     if core.settings.telegram.enabled {
-        list.push(Box::new(crate::channels::telegram::Telegram::new(core)));
+        list.push(Box::new(crate::channels::telegram::Telegram::new(
+            core, &channels,
+        )));
     }
     if core.settings.whatsapp.enabled {
-        list.push(Box::new(crate::channels::whatsapp::Whatsapp::new(core)));
+        list.push(Box::new(crate::channels::whatsapp::Whatsapp::new(
+            core, &channels,
+        )));
     }
     list
 }

@@ -4,7 +4,10 @@
 //! ([`telegram::BotApi`], [`whatsapp::GraphApi`]), the conversation each
 //! `(bot, chat)` is in ([`conversation`]: a small state machine kept in the
 //! database, with its Russian and English [`texts`]), and the outbox that
-//! makes replying idempotent ([`outbox`]).
+//! makes replying idempotent ([`outbox`]). The bots of each business live
+//! in the database ([`bots_store`], tokens sealed by [`secrets`], managed
+//! through [`admin`]); sends keep Telegram's rates ([`throttle`]); an
+//! optional model may rephrase the bots' own texts ([`phrasing`]).
 //!
 //! The flow of one shopper message: the receiver checks the request and
 //! stores the update in the inbox, keyed for dedup by the messenger's own id
@@ -19,16 +22,38 @@
 //! These modules call the core (search, fetcher, db, inbox); the core never
 //! calls them.
 
+pub mod admin;
+pub mod bots_store;
 pub mod conversation;
 pub mod net;
 pub mod outbox;
+pub mod phrasing;
 pub mod reply;
+pub mod secrets;
 pub mod shop;
 pub mod telegram;
 pub mod texts;
+pub mod throttle;
 pub mod whatsapp;
 
 use subtle::ConstantTimeEq;
+
+/// What the Telegram and WhatsApp providers share, built once by the app:
+/// the stored bots (one store, so a change made through the admin API is
+/// seen by both providers' lookups at once) and the token that stops their
+/// background tasks at shutdown.
+#[derive(Clone)]
+pub struct ChannelsShared {
+    pub store: bots_store::BotStore,
+}
+
+impl ChannelsShared {
+    pub fn new(core: &crate::provider::Core) -> Self {
+        Self {
+            store: bots_store::BotStore::from_settings(core.db.clone(), &core.settings),
+        }
+    }
+}
 
 /// Compares two secrets in constant time (for equal lengths; a length
 /// mismatch returns early, which reveals only the length).

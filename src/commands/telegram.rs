@@ -7,10 +7,10 @@ use anyhow::Context;
 use serde_json::Value;
 use url::Url;
 
-use crate::{channels::telegram::api::BotApi, config::Settings};
-
-/// What the receiver handles; anything else Telegram need not send.
-const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "callback_query"];
+use crate::{
+    channels::telegram::api::{ALLOWED_UPDATES, BotApi},
+    config::Settings,
+};
 /// Telegram's default and maximum is 100; the receiver is cheap, but the
 /// replies share one bot's rate.
 const MAX_CONNECTIONS: u32 = 40;

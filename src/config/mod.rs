@@ -34,7 +34,10 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 pub use alerts::AlertsSettings;
-pub use channels::{ChannelsSettings, TelegramSettings, WhatsappSettings};
+pub use channels::{
+    ChannelsSettings, LlmSettings, SECRET_KEY_BYTES, TelegramMode, TelegramSettings,
+    WhatsappSettings,
+};
 pub use crm::CrmSettings;
 pub use duplicates::DuplicatesSettings;
 pub use replay::ReplaySettings;
@@ -283,6 +286,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
     ),
     ("channels.results", "VITRINE_CHANNEL_RESULTS", None),
     ("channels.product_url", "VITRINE_PRODUCT_URL", None),
+    ("channels.secret_key", "VITRINE_SECRET_KEY", None),
+    ("channels.llm.url", "VITRINE_LLM_URL", None),
+    ("channels.llm.key", "VITRINE_LLM_KEY", None),
+    ("channels.llm.model", "VITRINE_LLM_MODEL", None),
+    ("channels.llm.timeout_ms", "VITRINE_LLM_TIMEOUT_MS", None),
     ("telegram.enabled", "VITRINE_TELEGRAM_ENABLED", None),
     (
         "telegram.bot_token",
@@ -298,6 +306,32 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "telegram.api_base_url",
         "VITRINE_TELEGRAM_API_BASE_URL",
         Some("TELEGRAM_API_BASE_URL"),
+    ),
+    ("telegram.mode", "VITRINE_TELEGRAM_MODE", None),
+    (
+        "telegram.poll_timeout_secs",
+        "VITRINE_TELEGRAM_POLL_TIMEOUT_SECS",
+        None,
+    ),
+    (
+        "telegram.webhook_info_secs",
+        "VITRINE_TELEGRAM_WEBHOOK_INFO_SECS",
+        None,
+    ),
+    (
+        "telegram.pending_updates_threshold",
+        "VITRINE_TELEGRAM_PENDING_UPDATES_THRESHOLD",
+        None,
+    ),
+    (
+        "telegram.send_per_chat_per_sec",
+        "VITRINE_TELEGRAM_SEND_PER_CHAT_PER_SEC",
+        None,
+    ),
+    (
+        "telegram.send_per_bot_per_sec",
+        "VITRINE_TELEGRAM_SEND_PER_BOT_PER_SEC",
+        None,
     ),
     ("whatsapp.enabled", "VITRINE_WHATSAPP_ENABLED", None),
     (
@@ -324,6 +358,11 @@ pub const ENV: &[(&str, &str, Option<&str>)] = &[
         "whatsapp.graph_base_url",
         "VITRINE_WHATSAPP_GRAPH_BASE_URL",
         Some("WHATSAPP_GRAPH_BASE_URL"),
+    ),
+    (
+        "whatsapp.send_per_number_per_sec",
+        "VITRINE_WHATSAPP_SEND_PER_NUMBER_PER_SEC",
+        None,
     ),
     ("duplicates.enabled", "VITRINE_DUPLICATES_ENABLED", None),
     ("duplicates.threshold", "VITRINE_DUPLICATES_THRESHOLD", None),
@@ -517,6 +556,19 @@ impl Settings {
         self.alerts
             .check()
             .map_err(|(field, reason)| invalid(field, reason))?;
+        self.telegram
+            .check()
+            .map_err(|(field, reason)| invalid(field, reason))?;
+        if self.whatsapp.send_per_number_per_sec == 0 {
+            return Err(invalid(
+                "whatsapp.send_per_number_per_sec",
+                "must be at least 1",
+            ));
+        }
+        // VITRINE_SECRET_KEY: refused at start-up, not at the first bot.
+        self.channels
+            .secret_key_bytes()
+            .map_err(|reason| invalid("channels.secret_key", reason))?;
         Ok(())
     }
 
@@ -622,6 +674,13 @@ mod tests {
             for (key, name, _) in ENV {
                 let value = match *key {
                     "log_format" => "json",
+                    "telegram.mode" => "polling",
+                    "channels.secret_key" => {
+                        "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+                    }
+                    "telegram.pending_updates_threshold" => "2",
+                    "channels.llm.url" => "http://127.0.0.1:1/v1/chat/completions",
+                    "telegram.poll_timeout_secs" => "7",
                     k if k.ends_with("enabled") => "true",
                     "duplicates.threshold" => "0.9",
                     k if k.ends_with("base_url") => "http://127.0.0.1:1/",

@@ -8,7 +8,10 @@
 //! count first, then the job's progress, cancellable); the CRM's
 //! automation rules with their fired, failed and skipped counts and recent
 //! runs (when the CRM is mounted); the clusters of near-duplicate products
-//! (`GET /api/v1/duplicates`); each mounted provider's status.
+//! (`GET /api/v1/duplicates`); the messenger bots stored in the database
+//! (`/api/v1/channels/bots`: list, add, disable and enable, rotate; hidden
+//! when the Telegram provider is not mounted); each mounted provider's
+//! status.
 
 use maud::{Markup, html};
 
@@ -67,6 +70,37 @@ pub async fn page() -> Markup {
                         thead { tr { th { "Products" } th { "Pairs" } th { "Best score" } } }
                         tbody {}
                     }
+                }
+            }
+            section #bots-panel hidden {
+                h1 { "Messenger bots" }
+                p #bots-status.status role="status" aria-live="polite" {}
+                div.table-wrap {
+                    table #bots {
+                        thead { tr { th { "Name" } th { "Kind" } th { "Bot / number" } th { "On" }
+                            th { "Secret" } th { "Updated" } th { "" } } }
+                        tbody {}
+                    }
+                }
+                form #bot-form.filters {
+                    label { "Kind "
+                        select name="kind" {
+                            option value="telegram" { "Telegram" }
+                            option value="whatsapp" { "WhatsApp" }
+                        }
+                    }
+                    label { "Business " input name="name" size="14" required; }
+                    label { "Token " input name="token" type="password" autocomplete="off" size="20" required; }
+                    label { "Secret " input name="secret" type="password" autocomplete="off" size="14"; }
+                    label { "Phone number id " input name="phone_number_id" size="14" placeholder="WhatsApp only"; }
+                    button type="submit" { "Add bot" }
+                }
+                form #rotate-form.filters hidden {
+                    h3 #rotate-title {}
+                    label { "New token " input name="token" type="password" autocomplete="off" size="20"; }
+                    label { "New secret " input name="secret" type="password" autocomplete="off" size="14"; }
+                    button type="submit" { "Rotate" }
+                    button #rotate-cancel type="button" { "Cancel" }
                 }
             }
             section #providers-panel {

@@ -63,6 +63,10 @@ const ROUTES: &[(&str, Guard)] = &[
     ("/api/v1/webhooks/kommo/{secret}", Guard::ProviderSecret),
     ("/api/v1/webhooks/telegram", Guard::ProviderSecret),
     ("/api/v1/webhooks/telegram/{bot}", Guard::ProviderSecret),
+    ("/api/v1/channels/bots", Guard::Admin),
+    ("/api/v1/channels/bots/{id}/disable", Guard::Admin),
+    ("/api/v1/channels/bots/{id}/enable", Guard::Admin),
+    ("/api/v1/channels/bots/{id}/rotate", Guard::Admin),
     ("/api/v1/webhooks/whatsapp", Guard::ProviderSecret),
     // The pages: the admin console's page is public, its data comes from
     // the admin API with the token the browser session holds.

@@ -25,13 +25,13 @@ use crate::{
     pipeline::augment,
 };
 
-const TOKEN: &str = "123456:TEST-token_abc";
-const BOT_ID: &str = "123456";
-const TG_SECRET: &str = "tg-secret-1";
-const WA_SECRET: &str = "wa-app-secret";
-const WA_VERIFY: &str = "wa-verify-1";
-const WA_TOKEN: &str = "wa-access-token";
-const WA_NUMBER: &str = "106540352242922";
+pub const TOKEN: &str = "123456:TEST-token_abc";
+pub const BOT_ID: &str = "123456";
+pub const TG_SECRET: &str = "tg-secret-1";
+pub const WA_SECRET: &str = "wa-app-secret";
+pub const WA_VERIFY: &str = "wa-verify-1";
+pub const WA_TOKEN: &str = "wa-access-token";
+pub const WA_NUMBER: &str = "106540352242922";
 
 fn fixtures(dir: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -58,6 +58,8 @@ pub struct Seen {
     pub method: String,
     pub body: Value,
     pub at: Instant,
+    /// The bot token in the URL path (Bot API calls), else empty.
+    pub token: String,
 }
 
 /// A fake Bot API and Graph API in one server: it records every call and
@@ -69,11 +71,26 @@ pub struct FakeApis {
     files: Arc<Mutex<HashMap<String, Vec<u8>>>>,
     /// Answer this many `sendMessage` calls with 429 first.
     throttle: Arc<Mutex<usize>>,
+    /// The bot tokens the Bot API knows (others get 401).
+    tokens: Arc<Mutex<Vec<String>>>,
+    /// What `getWebhookInfo` answers.
+    webhook_info: Arc<Mutex<Value>>,
+    /// Updates `getUpdates` serves, kept (as Telegram keeps them) until an
+    /// `offset` past their `update_id` confirms them.
+    updates: Arc<Mutex<Vec<Value>>>,
+    /// Answer this many `getUpdates` calls with 409 Conflict first.
+    conflicts: Arc<Mutex<usize>>,
+    /// The WhatsApp numbers the Graph API knows, with their access tokens.
+    numbers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl FakeApis {
     pub async fn start() -> Self {
         let mut fake = FakeApis::default();
+        fake.tokens.lock().unwrap().push(TOKEN.to_string());
+        fake.allow_number(WA_NUMBER, WA_TOKEN);
+        *fake.webhook_info.lock().unwrap() =
+            json!({"url": "", "has_custom_certificate": false, "pending_update_count": 0});
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         fake.addr = Some(listener.local_addr().unwrap());
         let app = Router::new()
@@ -99,6 +116,47 @@ impl FakeApis {
         *self.throttle.lock().unwrap() = n;
     }
 
+    /// Makes `token` a bot the Bot API knows.
+    pub fn allow_token(&self, token: &str) {
+        self.tokens.lock().unwrap().push(token.to_string());
+    }
+
+    /// Makes `number` a WhatsApp number the Graph API knows, with `token`.
+    pub fn allow_number(&self, number: &str, token: &str) {
+        self.numbers
+            .lock()
+            .unwrap()
+            .push((number.to_string(), token.to_string()));
+    }
+
+    /// The bearer token of a request, when it is a known number's.
+    fn bearer(&self, h: &HeaderMap) -> Option<String> {
+        let given = h
+            .get("authorization")?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")?;
+        self.numbers
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, t)| t == given)
+            .then(|| given.to_string())
+    }
+
+    pub fn set_webhook_info(&self, info: Value) {
+        *self.webhook_info.lock().unwrap() = info;
+    }
+
+    /// Queues an update for `getUpdates`.
+    pub fn push_update(&self, update: Value) {
+        self.updates.lock().unwrap().push(update);
+    }
+
+    pub fn conflict_next(&self, n: usize) {
+        *self.conflicts.lock().unwrap() = n;
+    }
+
     pub fn calls(&self) -> Vec<Seen> {
         self.calls.lock().unwrap().clone()
     }
@@ -112,11 +170,27 @@ impl FakeApis {
     }
 
     fn record(&self, method: &str, body: Value) {
+        self.record_for("", method, body);
+    }
+
+    fn record_for(&self, token: &str, method: &str, body: Value) {
         self.calls.lock().unwrap().push(Seen {
             method: method.into(),
             body,
             at: Instant::now(),
+            token: token.into(),
         });
+    }
+
+    /// The token of a `bot<token>` path segment, when the Bot API knows it.
+    fn known(&self, segment: &str) -> Option<String> {
+        let token = segment.strip_prefix("bot")?;
+        self.tokens
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|t| t == token)
+            .then(|| token.to_string())
     }
 }
 
@@ -125,16 +199,42 @@ async fn tg_call(
     UrlPath((bot, method)): UrlPath<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    if bot != format!("bot{TOKEN}") {
+    let Some(token) = f.known(&bot) else {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})),
         )
             .into_response();
-    }
-    f.record(&method, body.clone());
+    };
+    f.record_for(&token, &method, body.clone());
     let n = f.calls.lock().unwrap().len() as i64;
     match method.as_str() {
+        "getWebhookInfo" => {
+            Json(json!({"ok": true, "result": f.webhook_info.lock().unwrap().clone()}))
+                .into_response()
+        }
+        "getUpdates" => {
+            {
+                let mut c = f.conflicts.lock().unwrap();
+                if *c > 0 {
+                    *c -= 1;
+                    return (StatusCode::CONFLICT, Json(json!({"ok": false, "error_code": 409,
+                        "description": "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"})))
+                        .into_response();
+                }
+            }
+            let offset = body["offset"].as_i64().unwrap_or(0);
+            let ready: Vec<Value> = {
+                let mut u = f.updates.lock().unwrap();
+                u.retain(|x| x["update_id"].as_i64().unwrap_or(0) >= offset);
+                u.clone()
+            };
+            if ready.is_empty() {
+                // A short long poll, so an idle poller does not spin.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Json(json!({"ok": true, "result": ready})).into_response()
+        }
         "getFile" => {
             let id = body["file_id"].as_str().unwrap_or("").to_string();
             let size = f.files.lock().unwrap().get(&id).map(Vec::len);
@@ -170,7 +270,7 @@ async fn tg_file(
     State(f): State<FakeApis>,
     UrlPath((bot, path)): UrlPath<(String, String)>,
 ) -> Response {
-    if bot != format!("bot{TOKEN}") {
+    if f.known(&bot).is_none() {
         return StatusCode::NOT_FOUND.into_response();
     }
     let id = path
@@ -184,16 +284,12 @@ async fn tg_file(
     }
 }
 
-fn bearer_ok(h: &HeaderMap) -> bool {
-    h.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {WA_TOKEN}"))
-}
-
 async fn wa_media(
     State(f): State<FakeApis>,
     UrlPath(id): UrlPath<String>,
     h: HeaderMap,
 ) -> Response {
-    if !bearer_ok(&h) {
+    if f.bearer(&h).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     f.record("media", json!({ "id": id }));
@@ -210,7 +306,7 @@ async fn wa_download(
     UrlPath(id): UrlPath<String>,
     h: HeaderMap,
 ) -> Response {
-    if !bearer_ok(&h) {
+    if f.bearer(&h).is_none() {
         return StatusCode::UNAUTHORIZED.into_response();
     }
     f.record("download", json!({ "id": id }));
@@ -226,14 +322,21 @@ async fn wa_send(
     h: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    if !bearer_ok(&h) || number != WA_NUMBER {
+    let token = f.bearer(&h).unwrap_or_default();
+    let owns = f
+        .numbers
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(n, t)| *n == number && *t == token);
+    if !owns {
         return (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": {"code": 190, "message": "bad token"}})),
         )
             .into_response();
     }
-    f.record("messages", body.clone());
+    f.record_for(&token, "messages", body.clone());
     let n = f.calls.lock().unwrap().len();
     Json(json!({"messaging_product": "whatsapp",
         "contacts": [{"input": body["to"], "wa_id": body["to"]}],
@@ -241,7 +344,7 @@ async fn wa_send(
     .into_response()
 }
 
-fn configure(s: &mut Settings, fake: &FakeApis) {
+pub fn configure(s: &mut Settings, fake: &FakeApis) {
     s.telegram.bot_token = Some(Secret::new(TOKEN));
     s.telegram.webhook_secret = Some(Secret::new(TG_SECRET));
     s.telegram.api_base_url = fake.base().parse().unwrap();
@@ -289,7 +392,7 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    async fn events_of(&self, provider: &str) -> Vec<Value> {
+    pub async fn events_of(&self, provider: &str) -> Vec<Value> {
         let (code, body) = self
             .admin_get_json(&format!("/api/v1/events?provider={provider}&limit=100"))
             .await;

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod auth_walk;
+mod bots;
 mod channels;
 mod cli;
 mod crm;

@@ -21,6 +21,10 @@ use crate::{
     config::Secret,
 };
 
+/// The update kinds the bots handle: what `setWebhook` and `getUpdates`
+/// ask for, so Telegram need not send anything else.
+pub const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "callback_query"];
+
 /// Telegram lets bots download files of up to 20 MB.
 pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
 

@@ -1,10 +1,19 @@
 //! The Telegram bots this instance answers for: the default bot from
-//! `TELEGRAM_BOT_TOKEN` / `TELEGRAM_WEBHOOK_SECRET`, each with its client.
+//! `TELEGRAM_BOT_TOKEN` / `TELEGRAM_WEBHOOK_SECRET`, and the bots stored in
+//! the database ([`crate::channels::bots_store`]), each with its client.
 
 use std::sync::Arc;
 
 use super::api::BotApi;
-use crate::{channels::secret_eq, config::Secret};
+use crate::{
+    channels::{
+        bots_store::{BotKind, BotStore, Directory},
+        secret_eq,
+    },
+    config::Secret,
+};
+
+pub use crate::channels::bots_store::telegram_bot_id as bot_id;
 
 /// One bot.
 pub struct TelegramBot {
@@ -36,20 +45,16 @@ impl TelegramBot {
     }
 }
 
-/// The id in a token `123456:AA…`: its digits before the colon.
-pub fn bot_id(token: &str) -> Option<String> {
-    let (id, rest) = token.trim().split_once(':')?;
-    (!id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty())
-        .then(|| id.to_string())
-}
-
+/// The default bot and the stored ones. Cheap to clone; clones share the
+/// stored bots' snapshot.
 #[derive(Clone, Default)]
 pub struct TelegramBots {
-    bots: Arc<Vec<Arc<TelegramBot>>>,
     default: Option<Arc<TelegramBot>>,
+    stored: Option<Directory<TelegramBot>>,
 }
 
 impl TelegramBots {
+    /// The default bot of the settings only.
     pub fn from_settings(settings: &crate::config::TelegramSettings) -> Self {
         let default = settings
             .bot_token
@@ -70,49 +75,65 @@ impl TelegramBots {
             })
             .map(Arc::new);
         Self {
-            bots: Arc::new(default.iter().cloned().collect()),
             default,
+            stored: None,
         }
+    }
+
+    /// Also the enabled bots of `store`, with clients at the settings' Bot
+    /// API base.
+    pub fn with_store(
+        mut self,
+        settings: &crate::config::TelegramSettings,
+        store: BotStore,
+    ) -> Self {
+        let base = settings.api_base_url.clone();
+        self.stored = Some(Directory::new(store, BotKind::Telegram, move |b| {
+            TelegramBot::new(b.token, b.secret, &base)
+        }));
+        self
     }
 
     pub fn default_bot(&self) -> Option<&Arc<TelegramBot>> {
         self.default.as_ref()
     }
 
-    pub fn by_id(&self, id: &str) -> Option<&Arc<TelegramBot>> {
-        self.bots.iter().find(|b| b.id == id)
-    }
-
-    /// The bot whose token is `token` (the token-in-path style), compared
-    /// in constant time with every bot's.
-    pub fn by_token(&self, token: &str) -> Option<&Arc<TelegramBot>> {
-        let mut found = None;
-        for b in self.bots.iter() {
-            if secret_eq(b.token.expose(), token) {
-                found = Some(b);
-            }
+    /// The bot with this id: the default one, or an enabled stored one.
+    pub async fn by_id(&self, id: &str) -> Option<Arc<TelegramBot>> {
+        if let Some(b) = self.default.as_ref().filter(|b| b.id == id) {
+            return Some(b.clone());
         }
-        found
+        match &self.stored {
+            Some(d) => d.find(|b| b.id == id).await,
+            None => None,
+        }
     }
 
+    /// The bot whose token is `token` (the token-in-path style): found by
+    /// the token's id, then compared in constant time.
+    pub async fn by_token(&self, token: &str) -> Option<Arc<TelegramBot>> {
+        let id = bot_id(token)?;
+        self.by_id(&id)
+            .await
+            .filter(|b| secret_eq(b.token.expose(), token))
+    }
+
+    /// Every bot now: the default one first (stored ones reloaded when
+    /// stale).
+    pub async fn all(&self) -> Vec<Arc<TelegramBot>> {
+        let mut out: Vec<_> = self.default.iter().cloned().collect();
+        if let Some(d) = &self.stored {
+            out.extend(d.current().await.iter().cloned());
+        }
+        out
+    }
+
+    /// How many bots, as last loaded.
     pub fn len(&self) -> usize {
-        self.bots.len()
+        usize::from(self.default.is_some()) + self.stored.as_ref().map_or(0, |d| d.cached().len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bots.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bot_id_is_the_tokens_prefix() {
-        assert_eq!(bot_id("123456:ABC-def").as_deref(), Some("123456"));
-        assert_eq!(bot_id("abc:def"), None);
-        assert_eq!(bot_id("123456"), None);
-        assert_eq!(bot_id("123456:"), None);
+        self.len() == 0
     }
 }

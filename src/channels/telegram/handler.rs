@@ -1,5 +1,6 @@
 //! The inbox handler of Telegram updates: read the update, step the
-//! conversation, commit the replies to the outbox, send what is pending.
+//! conversation, commit the replies to the outbox, send what is pending,
+//! each message in its turn of the [`SendThrottle`].
 
 use serde_json::{Value, json};
 
@@ -18,6 +19,7 @@ use crate::{
         outbox::{Call, Outbox, OutboxStatus},
         shop::Shop,
         texts::Lang,
+        throttle::SendThrottle,
     },
     db::now_ms,
     inbox::{EventHandler, EventRecord, HandlerError, Outcome},
@@ -28,6 +30,9 @@ pub struct TelegramHandler {
     pub shop: Shop,
     pub outbox: Outbox,
     pub conversations: ConversationStore,
+    /// The optional phrasing model of the bot's own texts.
+    pub phrasing: Option<crate::channels::phrasing::Rephraser>,
+    pub throttle: std::sync::Arc<SendThrottle>,
 }
 
 fn db_error(e: sqlx::Error) -> HandlerError {
@@ -130,7 +135,11 @@ impl TelegramHandler {
             conv.lang = l;
         }
         conv.last_inbound_at = Some(now_ms());
-        let replies = conv.step(input, self.shop.per_page());
+        let mut replies = conv.step(input, self.shop.per_page());
+        // Before the commit: a retry sends what is stored, never asks again.
+        if let Some(p) = &self.phrasing {
+            p.rephrase_all(&mut replies).await;
+        }
         calls.extend(render(&replies, chat_id));
         Ok(Some(Plan {
             conversation: Some((key, conv)),
@@ -143,7 +152,8 @@ impl TelegramHandler {
 impl EventHandler for TelegramHandler {
     async fn handle(&self, ev: &EventRecord) -> Result<Outcome, HandlerError> {
         let bot_id = ev.external_id.split(':').next().unwrap_or_default();
-        let Some(bot) = self.bots.by_id(bot_id).cloned() else {
+        // The update's own bot, so the reply goes out with its token.
+        let Some(bot) = self.bots.by_id(bot_id).await else {
             return Ok(Outcome::skipped(format!("no bot {bot_id} is configured")));
         };
         let mut plan = self.outbox.plan(&ev.id).await.map_err(db_error)?;
@@ -166,6 +176,13 @@ impl EventHandler for TelegramHandler {
         }
         let (mut sent, mut failed) = (0, 0);
         for row in plan.iter().filter(|r| r.status == OutboxStatus::Pending) {
+            if SendThrottle::is_send(&row.method) {
+                let chat = match &row.request["chat_id"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                self.throttle.wait(&bot.id, &chat).await;
+            }
             match bot.api.call(&row.method, &row.request).await {
                 Ok(result) => {
                     self.outbox

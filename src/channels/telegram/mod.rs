@@ -1,7 +1,8 @@
 //! The Telegram provider: the webhook receiver ([`webhook`]), the update
 //! parser ([`update`]), the Bot API client ([`BotApi`], reusable), the bots
-//! ([`bots`]), how replies become Bot API calls ([`render`]) and the inbox
-//! handler ([`handler`]).
+//! ([`bots`]), how replies become Bot API calls ([`render`]), the inbox
+//! handler ([`handler`]), the webhook monitor ([`monitor`]) and the
+//! development poller ([`polling`]).
 
 /// The inbox's `provider` for Telegram updates.
 pub const PROVIDER: &str = "telegram";
@@ -9,6 +10,8 @@ pub const PROVIDER: &str = "telegram";
 pub mod api;
 pub mod bots;
 pub mod handler;
+pub mod monitor;
+pub mod polling;
 pub(crate) mod provider;
 pub mod render;
 pub(crate) mod state;

@@ -34,6 +34,10 @@ pub struct WhatsappHandler {
     pub shop: Shop,
     pub outbox: Outbox,
     pub conversations: ConversationStore,
+    /// The optional phrasing model of the bot's own texts.
+    pub phrasing: Option<crate::channels::phrasing::Rephraser>,
+    /// The number's throughput, all contacts together.
+    pub throttle: std::sync::Arc<crate::channels::throttle::SendThrottle>,
 }
 
 fn db_error(e: sqlx::Error) -> HandlerError {
@@ -102,7 +106,7 @@ impl WhatsappHandler {
             HandlerError::permanent("the message cannot be read").with_detail(e.to_string())
         })?;
         let id = stored.phone_number_id.clone().unwrap_or_default();
-        let Some(number) = self.numbers.by_id(&id).cloned() else {
+        let Some(number) = self.numbers.by_id(&id).await else {
             return Ok(Outcome::skipped(format!(
                 "no WhatsApp number {id} is configured"
             )));
@@ -127,7 +131,11 @@ impl WhatsappHandler {
             let mut conv = stored_conv.unwrap_or_else(|| Conversation::new(lang));
             conv.lang = lang;
             conv.last_inbound_at = Some(ev.created_at);
-            let replies = conv.step(input, self.shop.per_page());
+            let mut replies = conv.step(input, self.shop.per_page());
+            // Before the commit: a retry sends what is stored, never asks again.
+            if let Some(p) = &self.phrasing {
+                p.rephrase_all(&mut replies).await;
+            }
             let calls = render(&replies, &m.from, lang);
             self.outbox
                 .commit(&ev.id, ev.created_at, Some((&key, &conv)), &calls)
@@ -149,6 +157,8 @@ impl WhatsappHandler {
                 refused += 1;
                 continue;
             }
+            let to = row.request["to"].as_str().unwrap_or("");
+            self.throttle.wait(&number.phone_number_id, to).await;
             match number.api.send(&number.phone_number_id, &row.request).await {
                 Ok(wamid) => {
                     self.outbox

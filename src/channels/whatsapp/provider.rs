@@ -9,7 +9,7 @@ use super::{
     PROVIDER, handler::WhatsappHandler, numbers::WhatsappNumbers, state::WhatsappState, webhook,
 };
 use crate::{
-    channels::{conversation::ConversationStore, outbox::Outbox, shop::Shop},
+    channels::{ChannelsShared, conversation::ConversationStore, outbox::Outbox, shop::Shop},
     inbox::EventHandler,
     provider::{Core, Provider},
 };
@@ -20,9 +20,11 @@ pub struct Whatsapp {
 }
 
 impl Whatsapp {
-    pub fn new(core: &Core) -> Self {
+    pub fn new(core: &Core, shared: &ChannelsShared) -> Self {
         let s = &core.settings.whatsapp;
-        let numbers = WhatsappNumbers::from_settings(s, core.settings.fetch.max_bytes);
+        let max = core.settings.fetch.max_bytes;
+        let numbers =
+            WhatsappNumbers::from_settings(s, max).with_store(s, max, shared.store.clone());
         Self {
             state: WhatsappState {
                 numbers: numbers.clone(),
@@ -36,6 +38,12 @@ impl Whatsapp {
                 shop: Shop::new(core),
                 outbox: Outbox::new(core.db.clone()),
                 conversations: ConversationStore::new(core.db.clone()),
+                phrasing: crate::channels::phrasing::Rephraser::from_settings(
+                    &core.settings.channels.llm,
+                ),
+                throttle: Arc::new(crate::channels::throttle::SendThrottle::per_sender(
+                    s.send_per_number_per_sec,
+                )),
             }),
         }
     }

@@ -5,8 +5,9 @@
 //! `POST /api/v1/webhooks/whatsapp`: 503 without an app secret (fail
 //! closed), 413 for an oversized body, 401 for a missing or wrong
 //! `X-Hub-Signature-256` (HMAC-SHA256 of the raw bytes), 400 for a body
-//! that is not a delivery. Then every message, status and other change is
-//! stored as an event of its own ([`super::payload::split`]), deduplicated
+//! that is not a delivery, 401 when it is only for stored numbers that are
+//! disabled (their parts are never stored). Then every message, status and
+//! other change is stored as an event of its own ([`super::payload::split`]), deduplicated
 //! by its `wamid`, and only then the 200 goes out.
 
 use std::collections::HashMap;
@@ -52,7 +53,7 @@ pub async fn handshake(
             "hub.mode, hub.verify_token and hub.challenge are required".into(),
         ));
     };
-    if mode != "subscribe" || !st.numbers.verify_token_matches(token) {
+    if mode != "subscribe" || !st.numbers.verify_token_matches(token).await {
         return Err(ApiError::Forbidden("verification failed".into()));
     }
     Ok(challenge.clone())
@@ -73,7 +74,7 @@ fn count_error() {
     responses(
         (status = 200, description = "Every message and status stored (duplicates by wamid counted)", body = WhatsappAck),
         (status = 400, description = "Not a delivery", body = ErrorBody),
-        (status = 401, description = "Missing or wrong X-Hub-Signature-256", body = ErrorBody),
+        (status = 401, description = "Missing or wrong X-Hub-Signature-256, or only for disabled numbers", body = ErrorBody),
         (status = 413, description = "Body over server.max_body_bytes", body = ErrorBody),
         (status = 503, description = "No WHATSAPP_APP_SECRET configured (fails closed)", body = ErrorBody),
     ))]
@@ -96,10 +97,26 @@ pub async fn receive(
         count_error();
         ApiError::Unauthorized(format!("invalid X-Hub-Signature-256: {e}"))
     })?;
-    let parts = split(&body).map_err(|e| {
+    let all = split(&body).map_err(|e| {
         count_error();
         ApiError::BadRequest(e.to_string())
     })?;
+    // A stored number that is disabled: its parts are not stored. When
+    // they are all there is, 401, as for a disabled Telegram bot.
+    let mut parts = Vec::with_capacity(all.len());
+    let mut refused = 0;
+    for p in all {
+        match &p.phone_number_id {
+            Some(id) if st.numbers.is_disabled(id).await => refused += 1,
+            _ => parts.push(p),
+        }
+    }
+    if parts.is_empty() && refused > 0 {
+        count_error();
+        return Err(ApiError::Unauthorized(
+            "this WhatsApp number is disabled here".into(),
+        ));
+    }
     let inserts = parts.iter().map(|p| {
         st.inbox.insert(NewEvent {
             provider: PROVIDER.into(),
@@ -132,17 +149,20 @@ pub async fn receive(
         "ok": true,
         "stored": results.len() - duplicates,
         "duplicates": duplicates,
+        "refused": refused,
         "task_ids": results.iter().map(|r| r.task_id.clone()).collect::<Vec<_>>(),
     })))
 }
 
 #[derive(utoipa::ToSchema)]
-#[schema(example = json!({"ok": true, "stored": 1, "duplicates": 0, "task_ids": ["0193a1b2-…"]}))]
+#[schema(example = json!({"ok": true, "stored": 1, "duplicates": 0, "refused": 0, "task_ids": ["0193a1b2-…"]}))]
 #[allow(dead_code)]
 pub struct WhatsappAck {
     ok: bool,
     stored: usize,
     duplicates: usize,
+    /// Parts for disabled numbers, not stored.
+    refused: usize,
     task_ids: Vec<String>,
 }
 

@@ -50,6 +50,7 @@
     stats();
     rules();
     duplicates();
+    bots();
     providers();
   });
   $("logout").addEventListener("click", () => logout(""));
@@ -320,6 +321,69 @@
     status.textContent = n ? n + " cluster" + (n === 1 ? "" : "s") + " of products that look the same"
       : "No near-duplicates found.";
   }
+  // The messenger bots stored in the database (hidden when the Telegram
+  // provider, which serves their API, is not mounted). Tokens and secrets
+  // are only ever sent, never shown: the API does not return them.
+  let rotating = null;
+  async function bots() {
+    const r = await api("/api/v1/channels/bots");
+    if (r.status === 404) return;
+    $("bots-panel").hidden = false;
+    const body = document.querySelector("#bots tbody");
+    body.replaceChildren();
+    if (!r.ok) { $("bots-status").textContent = errorOf(r); return; }
+    for (const b of r.data.data) {
+      const tr = document.createElement("tr");
+      const actions = document.createElement("td");
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.textContent = b.enabled ? "Disable" : "Enable";
+      toggle.addEventListener("click", async () => {
+        const x = await api("/api/v1/channels/bots/" + encodeURIComponent(b.id) + (b.enabled ? "/disable" : "/enable"), { method: "POST" });
+        $("bots-status").textContent = x.ok ? b.name + (b.enabled ? " disabled" : " enabled") : errorOf(x);
+        bots();
+      });
+      const rotate = document.createElement("button");
+      rotate.type = "button";
+      rotate.textContent = "Rotate…";
+      rotate.addEventListener("click", () => {
+        rotating = b;
+        $("rotate-title").textContent = "New credentials for " + b.name + " (" + b.external_id + ")";
+        $("rotate-form").hidden = false;
+      });
+      actions.append(toggle, " ", rotate);
+      tr.append(cell(b.name), cell(b.kind), cell(b.external_id), cell(b.enabled ? "yes" : "no", b.enabled ? "" : "st-failed"),
+        cell(b.secret_set ? "set" : "none"), cell(time(b.updated_at)), actions);
+      body.append(tr);
+    }
+    const n = r.data.data.length;
+    $("bots-status").textContent = n + " stored bot" + (n === 1 ? "" : "s");
+  }
+  function formBody(form) {
+    const out = {};
+    for (const [k, v] of new FormData(form)) { if (String(v).trim()) out[k] = String(v).trim(); }
+    return out;
+  }
+  $("bot-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    const r = await api("/api/v1/channels/bots", { method: "POST", body: JSON.stringify(formBody(form)),
+      headers: { "Content-Type": "application/json" } });
+    if (r.ok) form.reset();
+    await bots();
+    $("bots-status").textContent = r.ok ? "Added " + r.data.data.name : errorOf(r);
+  });
+  $("rotate-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const form = e.target;
+    if (!rotating) return;
+    const r = await api("/api/v1/channels/bots/" + encodeURIComponent(rotating.id) + "/rotate", { method: "POST",
+      body: JSON.stringify(formBody(form)), headers: { "Content-Type": "application/json" } });
+    if (r.ok) { form.reset(); form.hidden = true; rotating = null; }
+    await bots();
+    $("bots-status").textContent = r.ok ? "Rotated" : errorOf(r);
+  });
+  $("rotate-cancel").addEventListener("click", () => { $("rotate-form").reset(); $("rotate-form").hidden = true; rotating = null; });
   async function providers() {
     const r = await fetch("/api/v1/webhooks/health");
     const d = r.ok ? await r.json() : { providers: [] };
@@ -334,5 +398,5 @@
   }
 
   show(!!token());
-  if (token()) { list(); stats(); rules(); duplicates(); providers(); }
+  if (token()) { list(); stats(); rules(); duplicates(); bots(); providers(); }
 })();
