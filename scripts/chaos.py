@@ -573,6 +573,7 @@ def main():
         if counts["completed"] != len(bodies) or counts["failed"]:
             failures.append(f"inbox: {counts}, expected {len(bodies)} completed")
         lost = 0
+        retried = 0  # events that took more than one attempt
         taken_over = set()  # products with an event whose worker died holding it
         for eid, task in ingest.acked.items():
             status, rec = admin(port, f"/api/v1/events/{task}")
@@ -582,6 +583,8 @@ def main():
                 continue
             if rec["data"]["status"] != "completed":
                 failures.append(f"{eid}: {rec['data']['status']} {rec['data'].get('error')}")
+            if len(rec["data"].get("attempts") or []) > 1:
+                retried += 1
             if any(a.get("outcome") == "abandoned" for a in rec["data"].get("attempts") or []):
                 taken_over.add("chaos-" + eid.rsplit("-", 1)[1])
         # 2. Each product in its newest event's state, embedded once; the
@@ -645,7 +648,8 @@ def main():
             "products": len(expected), "indexed": indexed, "kills": len(kill_log),
             "acknowledged": len(ingest.acked), "lost": lost,
             "redelivered_duplicates": ingest.duplicates, "send_errors_retried": ingest.errors,
-            "inbox": counts, "reembedded_on_the_other_instance": reembedded,
+            "inbox": counts, "events_retried": retried,
+            "reembedded_on_the_other_instance": reembedded,
             "embed_count_histogram": {str(k): v for k, v in sorted(embed_hist.items(), key=str)},
             "index_points": points, "index_check": "every instance" if shared else
             "union of per-instance embedded indexes (deletes not checked: needs a shared index)",

@@ -14,7 +14,12 @@
 #   7. scripts/scan-secrets.py                  no secret in that run's logs
 #   8. scripts/chaos.sh --quick                 kill -9 during ingest, SQLite and two
 #                                               PostgreSQL instances (about a minute)
-#   9. scripts/web-test.sh                      the pages in headless Chromium, and
+#   9. scripts/chaos.sh --outage …              the image host, an s3rver bucket and
+#                                               PostgreSQL each gone for 10 s mid-ingest:
+#                                               health says degraded, nothing is lost
+#  10. scripts/soak.sh --quick                  60 s of mixed load: no error, RSS flat,
+#                                               p99 within 2x of the first window
+#  11. scripts/web-test.sh                      the pages in headless Chromium, and
 #                                               schemathesis against the OpenAPI document
 #
 # Extra arguments go to the test binaries, e.g. `scripts/test.sh --nocapture`.
@@ -78,6 +83,16 @@ done_section "secrets"
 section "crash safety: scripts/chaos.sh --quick"
 scripts/chaos.sh --quick
 done_section "crash safety"
+
+section "outages: scripts/chaos.sh --outage images|s3|postgres 10"
+scripts/chaos.sh --db sqlite --kills 0 --events 120 --outage images 10
+scripts/chaos.sh --db sqlite --kills 0 --events 120 --outage s3 10
+scripts/chaos.sh --db postgres --kills 0 --events 120 --outage postgres 10
+done_section "outages"
+
+section "load: scripts/soak.sh --quick"
+scripts/soak.sh --quick
+done_section "load"
 
 section "web: scripts/web-test.sh (Chromium, schemathesis)"
 scripts/web-test.sh
