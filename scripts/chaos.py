@@ -110,6 +110,9 @@ class Instance:
                         "S3_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "S3RVER",
                         "AWS_SECRET_ACCESS_KEY": "S3RVER"})
             env.pop("IMAGE_BASE_URL", None)
+        for kv in getattr(self.args, "env", None) or []:
+            k, _, v = kv.partition("=")
+            env[k] = v
         if self.database_url:
             env["DATABASE_URL"] = self.database_url
         if self.args.qdrant_url:
@@ -465,6 +468,8 @@ def main():
                     help="where the photos are: a file:// folder, an HTTP host run by this "
                          "driver, or an s3rver bucket")
     ap.add_argument("--s3rver", default="", help="the s3rver executable (--images s3)")
+    ap.add_argument("--env", action="append", default=[],
+                    help="KEY=VALUE for the servers' environment (repeatable)")
     ap.add_argument("--s3-python", default="", help="a Python with boto3 (--images s3)")
     ap.add_argument("--stall-timeout", type=float, default=60,
                     help="seconds without a completed event before the run counts as stuck")

@@ -95,6 +95,9 @@ def main():
     ap.add_argument("--text-rate", type=float, default=5.0, help="text searches per second")
     ap.add_argument("--admin-rate", type=float, default=1.0, help="admin queries per second")
     ap.add_argument("--seed", type=int, default=int(time.time()))
+    ap.add_argument("--p99-advisory", action="store_true",
+                    help="report p99 growth but do not fail on it (CI's short run on a shared "
+                         "machine, where one window of 15 s can catch another job's burst)")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     folder = os.path.join(args.root, "tests/data/photos")
@@ -108,6 +111,7 @@ def main():
                             image_base_url="file://" + folder + "/")
     inst = chaos.Instance("soak", iargs, data, "")
     failures = []
+    advisories = []
     seq = [0]
     seq_lock = threading.Lock()
 
@@ -296,7 +300,7 @@ def main():
             first = max(per[full[0]], 5.0)
             for w in full[1:]:
                 if per[w] > 2 * first:
-                    failures.append(f"{kind}: p99 {per[w]:.1f} ms in window {w}, over 2x the "
+                    (advisories if args.p99_advisory else failures).append(f"{kind}: p99 {per[w]:.1f} ms in window {w}, over 2x the "
                                     f"first window's {per[full[0]]:.1f} ms")
         result = {
             "seconds": args.seconds, "window_s": args.window_s,
@@ -309,7 +313,8 @@ def main():
             "rss_kib_max": max((k for _, k in rss if k), default=None),
             "p99_ms_by_window": p99, "inbox_after": left,
             "load_average": open("/proc/loadavg").read().split()[:3],
-            "violations": len(failures), "first_violations": failures[:10], "seed": args.seed,
+            "violations": len(failures), "first_violations": failures[:10],
+            "advisories": advisories[:10], "seed": args.seed,
         }
     finally:
         inst.stop()

@@ -7,7 +7,8 @@
 # first window's, and the inbox drains. The driver is scripts/soak.py.
 #
 #   scripts/soak.sh            30 minutes, 60 s windows (RELIABILITY.md §8)
-#   scripts/soak.sh --quick    CI size: 60 s, 15 s windows
+#   scripts/soak.sh --quick    CI size: 60 s, 15 s windows; p99 growth is reported,
+#                              not failed on (a 15 s window on a shared CI machine)
 #
 # Needs the assets (scripts/fetch-assets.sh) and a built binary:
 # VITRINE_BIN, else target/debug/vitrine (built here if missing).
@@ -17,7 +18,7 @@ cd "$ROOT"
 
 ARGS=(--seconds 1800 --window-s 60 --calibrate-s 30)
 if [[ "${1:-}" == --quick ]]; then
-  ARGS=(--seconds 60 --window-s 15 --calibrate-s 10 --products 100)
+  ARGS=(--seconds 60 --window-s 15 --calibrate-s 10 --products 100 --p99-advisory)
   shift
 fi
 BIN="${VITRINE_BIN:-}"

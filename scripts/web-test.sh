@@ -47,6 +47,8 @@ export WEBHOOK_SECRET="browser-test-secret" VITRINE_ADMIN_TOKEN="browser-test-ad
 # closed (503).
 export WHATSAPP_APP_SECRET="browser-test-whatsapp-secret" WHATSAPP_VERIFY_TOKEN="browser-test-verify"
 export KOMMO_WEBHOOK_SECRET="browser-test-kommo-secret-0123"
+# A key for the bots stored in the database (the admin console's bots panel).
+export VITRINE_SECRET_KEY="$(python3 -c 'import secrets; print(secrets.token_hex(32))')"
 export VITRINE_LOG_FORMAT=json RUST_LOG="${RUST_LOG:-warn}"
 "$BIN" serve >"$WORK/server.log" 2>&1 &
 PID=$!

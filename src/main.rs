@@ -60,8 +60,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
-    /// The default Telegram bot's webhook (TELEGRAM_BOT_TOKEN), at the Bot API.
+    /// A Telegram bot's webhook at the Bot API: the default bot
+    /// (TELEGRAM_BOT_TOKEN), or with --bot a bot stored in the database.
     Telegram {
+        /// The bot's id (its token's digits before ':'); default: the
+        /// default bot.
+        #[arg(long, global = true)]
+        bot: Option<String>,
         #[command(subcommand)]
         what: TelegramCommand,
     },
@@ -77,8 +82,8 @@ enum TelegramCommand {
     /// Register the webhook, with TELEGRAM_WEBHOOK_SECRET as its secret
     /// token.
     SetWebhook {
-        /// This server's public https base (the default bot's route is
-        /// added), or the full webhook URL.
+        /// This server's public https base (the bot's route is added), or
+        /// the full webhook URL.
         #[arg(long)]
         url: url::Url,
         /// Drop the updates Telegram holds for the bot.
@@ -202,7 +207,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {url}");
             Ok(())
         }
-        Command::Telegram { what } => {
+        Command::Telegram { bot, what } => {
             use commands::telegram::WebhookCommand;
             let cmd = match what {
                 TelegramCommand::SetWebhook {
@@ -219,7 +224,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
                 TelegramCommand::WebhookInfo => WebhookCommand::Info,
             };
-            let answer = commands::telegram::run(&settings(None)?, cmd).await?;
+            let answer = commands::telegram::run(&settings(None)?, bot.as_deref(), cmd).await?;
             println!("{}", serde_json::to_string_pretty(&answer)?);
             Ok(())
         }

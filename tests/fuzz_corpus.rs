@@ -118,6 +118,31 @@ fn mutate(seed: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     v
 }
 
+/// What the coverage-guided runs found and `cargo fuzz cmin` kept
+/// (`fuzz/corpus/<target>/found/`), replayed as is: the short smoke of the
+/// libFuzzer corpora that CI runs.
+#[test]
+fn every_target_survives_what_libfuzzer_found() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (name, target) in targets::TARGETS {
+        let dir = root.join("fuzz/corpus").join(name).join("found");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            eprintln!("{name}: no libFuzzer corpus committed");
+            continue;
+        };
+        let mut n = 0;
+        for f in entries
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|f| f.is_file())
+        {
+            let bytes = std::fs::read(&f).unwrap();
+            run(name, *target, &f.display().to_string(), "as found", &bytes);
+            n += 1;
+        }
+        eprintln!("{name}: {n} inputs libFuzzer found");
+    }
+}
+
 #[test]
 fn every_target_survives_its_corpus_and_its_mutations() {
     for (name, target) in targets::TARGETS {

@@ -132,18 +132,14 @@ async fn import_queues_a_catalog_once_and_serve_indexes_it() {
     }
 }
 
-/// `vitrine telegram set-webhook|webhook-info|delete-webhook` against a
-/// local fake of the Bot API: the calls Telegram documents, with the
-/// secret token and the default bot's route; the answer printed; clear
-/// errors without a token or a secret, and never the token in them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn telegram_webhook_commands_call_the_bot_api() {
-    use std::sync::{Arc, Mutex};
+type BotApiCalls = std::sync::Arc<std::sync::Mutex<Vec<(String, String, serde_json::Value)>>>;
 
+/// A local fake of the Bot API's methods these commands call; records
+/// `(bot{token}, method, body)` of each call.
+async fn fake_bot_api() -> (String, BotApiCalls) {
     use axum::{Json, Router, extract::Path as UrlPath, routing::post};
 
-    const TOKEN: &str = "123456:AAF-cli-test-token";
-    let calls: Arc<Mutex<Vec<(String, String, serde_json::Value)>>> = Arc::default();
+    let calls: BotApiCalls = Default::default();
     let seen = calls.clone();
     let app = Router::new().route(
         "/{bot}/{method}",
@@ -169,6 +165,120 @@ async fn telegram_webhook_commands_call_the_bot_api() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, calls)
+}
+
+/// `vitrine telegram --bot ID set-webhook` for a bot stored in the
+/// database: its own token in the Bot API's path, its own secret, its own
+/// route; an unknown id, or no key to open the stored bots, is refused
+/// before any call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_webhook_commands_take_a_stored_bot() {
+    const KEY: &str = "3f1c0b6f4e2a9d8c7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa";
+    const STORED: &str = "7000002:AAF-stored-cli-token";
+    let (base, calls) = fake_bot_api().await;
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.channels.secret_key = Some(vitrine::config::Secret::new(KEY));
+    })
+    .await;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/v1/channels/bots", app.addr))
+        .bearer_auth(crate::helpers::ADMIN)
+        .json(
+            &json!({"kind": "telegram", "name": "Second shop", "token": STORED,
+                      "secret": "stored-cli-secret"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+
+    let database_url = app.settings.database_url();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: Vec<&'static str>, key: bool| {
+        let mut c = vitrine(dir.path());
+        c.args(args)
+            .env("TELEGRAM_API_BASE_URL", &base)
+            .env("DATABASE_URL", &database_url);
+        if key {
+            c.env("VITRINE_SECRET_KEY", KEY);
+        }
+        async move {
+            tokio::task::spawn_blocking(move || c.output().unwrap())
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(
+        vec![
+            "telegram",
+            "--bot",
+            "7000002",
+            "set-webhook",
+            "--url",
+            "https://shop.example.com",
+        ],
+        true,
+    )
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    {
+        let calls = calls.lock().unwrap();
+        let (bot, method, body) = calls.last().unwrap();
+        assert_eq!(
+            (bot.as_str(), method.as_str()),
+            (&*format!("bot{STORED}"), "setWebhook")
+        );
+        assert_eq!(
+            body["url"],
+            "https://shop.example.com/api/v1/webhooks/telegram/7000002"
+        );
+        assert_eq!(body["secret_token"], "stored-cli-secret");
+    }
+    let out = run(vec!["telegram", "--bot", "7000002", "webhook-info"], true).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        calls.lock().unwrap().last().unwrap().0,
+        format!("bot{STORED}")
+    );
+
+    let n = calls.lock().unwrap().len();
+    let out = run(vec!["telegram", "--bot", "7000009", "webhook-info"], true).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && err.contains("no enabled Telegram bot 7000009"),
+        "{err}"
+    );
+    let out = run(vec!["telegram", "--bot", "7000002", "webhook-info"], false).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && err.contains("VITRINE_SECRET_KEY"),
+        "{err}"
+    );
+    assert!(!err.contains("AAF-stored"), "the token leaked: {err}");
+    assert_eq!(
+        calls.lock().unwrap().len(),
+        n,
+        "a refused command called the Bot API"
+    );
+}
+
+/// `vitrine telegram set-webhook|webhook-info|delete-webhook` against a
+/// local fake of the Bot API: the calls Telegram documents, with the
+/// secret token and the default bot's route; the answer printed; clear
+/// errors without a token or a secret, and never the token in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telegram_webhook_commands_call_the_bot_api() {
+    const TOKEN: &str = "123456:AAF-cli-test-token";
+    let (base, calls) = fake_bot_api().await;
 
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {

@@ -230,6 +230,38 @@ await check("the admin console lists a re-uploaded product as a near-duplicate",
   assert(JSON.stringify(links) === JSON.stringify(["bt-0", "bt-dup"]), `cluster: ${links}`);
 });
 
+await check("the admin console stores a bot, never shows its token, disables and rotates it", async () => {
+  const token = "7000001:AAbrowserTestTokenNeverShown", secret = "browser-bot-secret-1";
+  await page.goto(`${BASE}/admin`);
+  await page.locator("#bots-panel").waitFor({ state: "visible" });
+  await page.waitForFunction(() => /stored bot/.test(document.getElementById("bots-status").textContent));
+  const form = page.locator("#bot-form");
+  await form.locator("select[name=kind]").selectOption("telegram");
+  await form.locator("input[name=name]").fill("Browser shop");
+  await form.locator("input[name=token]").fill(token);
+  await form.locator("input[name=secret]").fill(secret);
+  await form.locator("button[type=submit]").click();
+  await page.waitForFunction(() => document.getElementById("bots-status").textContent === "Added Browser shop");
+  const row = page.locator("#bots tbody tr", { hasText: "Browser shop" });
+  let cells = await row.locator("td").allTextContents();
+  assert(cells[1] === "telegram" && cells[2] === "7000001" && cells[3] === "yes" && cells[4] === "set",
+    `bot row: ${cells.join(" | ")}`);
+  const html = await page.content();
+  assert(!html.includes(token) && !html.includes(secret), "the page shows a token or a secret");
+  const listed = await (await fetch(`${BASE}/api/v1/channels/bots`, { headers: { authorization: `Bearer ${ADMIN}` } })).text();
+  assert(!listed.includes("AAbrowserTest") && !listed.includes(secret), `the list shows a secret: ${listed}`);
+  await row.locator("button", { hasText: "Disable" }).click();
+  await page.waitForFunction(() => /Browser shop disabled/.test(document.getElementById("bots-status").textContent));
+  cells = await page.locator("#bots tbody tr", { hasText: "Browser shop" }).locator("td").allTextContents();
+  assert(cells[3] === "no", `after disabling: ${cells.join(" | ")}`);
+  await page.locator("#bots tbody tr", { hasText: "Browser shop" }).locator("button", { hasText: "Rotate" }).click();
+  await page.locator("#rotate-form").waitFor({ state: "visible" });
+  await page.locator("#rotate-form input[name=secret]").fill("browser-bot-secret-2");
+  await page.locator("#rotate-form button[type=submit]").click();
+  await page.waitForFunction(() => document.getElementById("bots-status").textContent === "Rotated");
+  await shots("admin-bots");
+});
+
 await check("Swagger UI renders the API from this server", async () => {
   await page.goto(`${BASE}/docs/`);
   await page.locator(".opblock").first().waitFor({ timeout: 15000 });
