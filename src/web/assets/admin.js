@@ -340,8 +340,10 @@
       toggle.textContent = b.enabled ? "Disable" : "Enable";
       toggle.addEventListener("click", async () => {
         const x = await api("/api/v1/channels/bots/" + encodeURIComponent(b.id) + (b.enabled ? "/disable" : "/enable"), { method: "POST" });
+        // Reload first, then say what happened: the list is what the
+        // status line describes (and reloading resets the status line).
+        await bots();
         $("bots-status").textContent = x.ok ? b.name + (b.enabled ? " disabled" : " enabled") : errorOf(x);
-        bots();
       });
       const rotate = document.createElement("button");
       rotate.type = "button";
