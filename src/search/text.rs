@@ -308,14 +308,7 @@ async fn ranked(
             let title: Option<String> = r.try_get("title")?;
             let description: Option<String> = r.try_get("description")?;
             let category: Option<String> = r.try_get("category")?;
-            let labels: Option<String> = r.try_get("labels")?;
-            let label_names: Vec<String> = labels
-                .as_deref()
-                .and_then(|l| serde_json::from_str::<Vec<crate::embed::Label>>(l).ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|l| l.name)
-                .collect();
+            let label_names = label_names(r.try_get("labels")?);
             // The engine matched every term somewhere; which fields did?
             let label = covers(terms, label_names.iter().map(String::as_str));
             let own = [&title, &description, &category];
@@ -335,6 +328,18 @@ async fn ranked(
                 },
             })
         })
+        .collect()
+}
+
+/// The names of a product row's stored labels (the `labels` column's JSON,
+/// the classifier's top-k); none when the row has none or they do not parse.
+pub(super) fn label_names(stored: Option<String>) -> Vec<String> {
+    stored
+        .as_deref()
+        .and_then(|l| serde_json::from_str::<Vec<crate::embed::Label>>(l).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|l| l.name)
         .collect()
 }
 

@@ -161,14 +161,7 @@ pub async fn search(
     for r in rows {
         let title: Option<String> = r.try_get("title")?;
         let category: Option<String> = r.try_get("category")?;
-        let labels: Option<String> = r.try_get("labels")?;
-        let label_names: Vec<String> = labels
-            .as_deref()
-            .and_then(|l| serde_json::from_str::<Vec<crate::embed::Label>>(l).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
+        let label_names = text::label_names(r.try_get("labels")?);
         let own = words_of([&title, &category].into_iter().filter_map(|f| f.as_deref()));
         let label = words_of(label_names.iter().map(String::as_str));
         let all: Vec<String> = own.iter().chain(&label).cloned().collect();

@@ -151,16 +151,8 @@ async fn admin_send(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut req = app
-        .client
-        .request(method, format!("{}{}", app.addr, path))
-        .bearer_auth(ADMIN);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let (status, json, _) = app.admin_send(method, path, body).await;
+    (status, json)
 }
 
 async fn kommo_events(app: &TestApp) -> Vec<Value> {

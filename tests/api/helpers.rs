@@ -353,6 +353,28 @@ impl TestApp {
         json_of(req.send().await.unwrap()).await
     }
 
+    /// An admin request with the admin token and an optional JSON body:
+    /// the status, the body as JSON (null when it is not JSON) and as text.
+    pub async fn admin_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.addr))
+            .bearer_auth(ADMIN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let code = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        (code, json, text)
+    }
+
     pub async fn product(&self, id: &str) -> (u16, Value) {
         self.get_json(&format!("/api/v1/products/{id}")).await
     }

@@ -216,16 +216,10 @@ async fn every_try_is_recorded_in_order_with_manual_retries_marked() {
 }
 
 async fn admin_post(app: &TestApp, path: &str, body: Value) -> (u16, Value) {
-    let resp = app
-        .client
-        .post(format!("{}{}", app.addr, path))
-        .bearer_auth(crate::helpers::ADMIN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    let (status, json, _) = app
+        .admin_send(reqwest::Method::POST, path, Some(body))
+        .await;
+    (status, json)
 }
 
 /// Stores `n` events of a provider that has no handler and drives them
