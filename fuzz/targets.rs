@@ -19,7 +19,12 @@ use std::{
 
 use vitrine::{
     catalog::event::parse_event,
-    channels::{telegram::update::parse_update, whatsapp::payload::split},
+    channels::{
+        bots_store::{BotKind, BotStore, NewBot},
+        phrasing::answer_text,
+        telegram::update::parse_update,
+        whatsapp::payload::split,
+    },
     config::Secret,
     crm::kommo::form,
     embed::{fetch::resolve::resolve_key, preprocess},
@@ -176,6 +181,34 @@ pub fn index_log(data: &[u8]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A phrasing model's chat-completions answer: what is taken is non-empty,
+/// trimmed and at most 2,000 characters.
+pub fn llm_answer(data: &[u8]) {
+    if let Ok(text) = answer_text(data) {
+        assert!(!text.is_empty() && !text.starts_with(char::is_whitespace));
+        assert!(text.chars().count() <= 2000);
+    }
+}
+
+/// A bot as the admin API takes it (`POST /api/v1/channels/bots`): a bot
+/// that passes the checks has an id of digits, a Telegram bot's being its
+/// token's prefix.
+pub fn bot_spec(data: &[u8]) {
+    let Ok(new) = serde_json::from_slice::<NewBot>(data) else {
+        return;
+    };
+    if let Ok(id) = BotStore::external_id(&new) {
+        assert!(
+            !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()),
+            "{id:?}"
+        );
+        if new.kind == BotKind::Telegram {
+            let token = new.token.expose().trim();
+            assert!(token.starts_with(&format!("{id}:")), "{id:?}");
+        }
+    }
+}
+
 /// A target: its corpus folder's name and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
@@ -189,4 +222,6 @@ pub const TARGETS: &[Target] = &[
     ("whatsapp_delivery", whatsapp_delivery),
     ("kommo_form", kommo_form),
     ("index_log", index_log),
+    ("llm_answer", llm_answer),
+    ("bot_spec", bot_spec),
 ];

@@ -222,8 +222,9 @@ impl BotStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Checks a new bot and finds its external id.
-    fn external_id(new: &NewBot) -> Result<String, BotStoreError> {
+    /// Checks a new bot and finds its external id (the Telegram token's
+    /// digits before the colon, or the WhatsApp `phone_number_id`).
+    pub fn external_id(new: &NewBot) -> Result<String, BotStoreError> {
         let invalid = |m: &str| Err(BotStoreError::Invalid(m.into()));
         let name = new.name.trim();
         if name.is_empty() || name.chars().count() > 100 {

@@ -77,12 +77,30 @@ impl DownloadError {
     }
 }
 
-/// Reads a response body, refusing past `max` bytes (at once when the
-/// declared length says so).
-pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, DownloadError> {
+/// The most an API answer (a Bot API or Graph API envelope, a
+/// `getUpdates` batch) may be: far above what either sends, so that a
+/// broken or hostile endpoint cannot make us buffer without bound.
+pub const MAX_API_ANSWER: usize = 4 * 1024 * 1024;
+
+/// Reads a successful response's body, refusing past `max` bytes (at once
+/// when the declared length says so).
+pub async fn read_capped(resp: reqwest::Response, max: usize) -> Result<Bytes, DownloadError> {
     if !resp.status().is_success() {
         return Err(DownloadError::Status(resp.status().as_u16()));
     }
+    read_body_capped(resp, max).await
+}
+
+/// An API answer's JSON, whatever its status (error envelopes carry the
+/// reason), read up to [`MAX_API_ANSWER`]; `None` when it is larger, cut
+/// off or not JSON.
+pub async fn api_json<T: serde::de::DeserializeOwned>(resp: reqwest::Response) -> Option<T> {
+    let body = read_body_capped(resp, MAX_API_ANSWER).await.ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// Reads a response body, whatever its status, refusing past `max` bytes.
+async fn read_body_capped(mut resp: reqwest::Response, max: usize) -> Result<Bytes, DownloadError> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(DownloadError::TooLarge(max));
     }

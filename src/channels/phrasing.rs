@@ -23,6 +23,26 @@ const SYSTEM: &str = "You rephrase short messages of a shop's chat assistant so 
 /// The longest answer taken (Telegram's message limit is 4096).
 const MAX_CHARS: usize = 2000;
 
+/// The largest chat-completions answer read: a misbehaving endpoint cannot
+/// make a worker buffer more than this.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The rephrased text of a chat-completions answer (`choices[0].message
+/// .content`, trimmed, at most [`MAX_CHARS`] characters), or why there is
+/// none: not JSON, no such field, or only white space.
+pub fn answer_text(body: &[u8]) -> Result<String, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| format!("not a JSON answer: {e}"))?;
+    let out = v
+        .pointer("/choices/0/message/content")
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .unwrap_or("");
+    if out.is_empty() {
+        return Err("an empty answer".into());
+    }
+    Ok(out.chars().take(MAX_CHARS).collect())
+}
+
 #[derive(Clone)]
 pub struct Rephraser {
     http: reqwest::Client,
@@ -80,16 +100,10 @@ impl Rephraser {
         if !resp.status().is_success() {
             return Err(format!("HTTP {}", resp.status().as_u16()));
         }
-        let v: Value = resp.json().await.map_err(|e| e.without_url().to_string())?;
-        let out = v
-            .pointer("/choices/0/message/content")
-            .and_then(Value::as_str)
-            .map(str::trim)
-            .unwrap_or("");
-        if out.is_empty() {
-            return Err("an empty answer".into());
-        }
-        Ok(out.chars().take(MAX_CHARS).collect())
+        let body = super::net::read_capped(resp, MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| e.to_string())?;
+        answer_text(&body)
     }
 
     /// Rephrases every plain-text reply in place.
@@ -100,6 +114,37 @@ impl Rephraser {
             {
                 *text = t;
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_answer_is_the_first_choice_trimmed_and_bounded() {
+        let ok = json!({"choices": [{"message": {"role": "assistant", "content": "  Привет!  "}}]});
+        assert_eq!(answer_text(ok.to_string().as_bytes()).unwrap(), "Привет!");
+        let long = json!({"choices": [{"message": {"content": "я".repeat(5000)}}]});
+        assert_eq!(
+            answer_text(long.to_string().as_bytes())
+                .unwrap()
+                .chars()
+                .count(),
+            MAX_CHARS
+        );
+        for bad in [
+            &b"<html>busy</html>"[..],
+            br#"{"choices": []}"#,
+            br#"{"choices": [{"message": {"content": "   "}}]}"#,
+            br#"{"choices": [{"message": {"content": 7}}]}"#,
+        ] {
+            assert!(
+                answer_text(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

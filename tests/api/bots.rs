@@ -33,21 +33,7 @@ fn with_key(s: &mut Settings, fake: &FakeApis) {
 
 impl TestApp {
     async fn admin_post(&self, path: &str, body: Option<Value>) -> (u16, Value, String) {
-        let mut req = self
-            .client
-            .post(format!("{}{path}", self.addr))
-            .bearer_auth(ADMIN);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let code = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (
-            code,
-            serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        )
+        self.admin_send(reqwest::Method::POST, path, body).await
     }
 
     async fn add_bot(&self, body: Value) -> (u16, Value, String) {
@@ -828,6 +814,12 @@ async fn llm_answer(
     )
 }
 
+/// A well-formed answer padded past what the bot reads (256 KiB).
+async fn llm_huge() -> axum::Json<Value> {
+    axum::Json(json!({"padding": "x".repeat(1 << 20),
+        "choices": [{"message": {"role": "assistant", "content": "Rephrased: huge"}}]}))
+}
+
 async fn llm_hang() -> &'static str {
     tokio::time::sleep(Duration::from_secs(30)).await;
     "{}"
@@ -841,6 +833,7 @@ impl FakeLlm {
         let app = axum::Router::new()
             .route("/v1/chat/completions", axum::routing::post(llm_answer))
             .route("/hang", axum::routing::post(llm_hang))
+            .route("/huge", axum::routing::post(llm_huge))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         (fake, base)
@@ -931,6 +924,33 @@ async fn the_phrasing_model_rephrases_the_bots_own_text_and_a_silent_one_is_not_
         started.elapsed()
     );
     let sent = fake2
+        .sends()
+        .into_iter()
+        .find(|c| c.method == "sendMessage")
+        .unwrap();
+    assert!(
+        sent.body["text"].as_str().unwrap().starts_with("Hello"),
+        "{:?}",
+        sent.body
+    );
+
+    // A model whose answer is larger than the bot reads: not buffered, and
+    // the bot's own text goes out.
+    let fake3 = FakeApis::start().await;
+    let app3 = spawn_app_with(|s| {
+        configure(s, &fake3);
+        s.channels.llm.url = Some(format!("{base}/huge").parse().unwrap());
+    })
+    .await;
+    let t: Value = app3
+        .start_from("", Some(TG_SECRET), 402, 63)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let ev = app3.wait_event_done(t["task_id"].as_str().unwrap()).await;
+    assert_eq!(ev["status"], "completed", "{ev}");
+    let sent = fake3
         .sends()
         .into_iter()
         .find(|c| c.method == "sendMessage")

@@ -157,7 +157,7 @@ impl BotApi {
             };
             let status = resp.status().as_u16();
             let header_wait = net::retry_after(resp.headers());
-            let envelope: Option<Envelope> = resp.json().await.ok();
+            let envelope: Option<Envelope> = net::api_json(resp).await;
             match envelope {
                 Some(env) if env.ok => return Ok(env.result),
                 env => {

@@ -107,7 +107,7 @@ impl GraphApi {
             };
             let status = resp.status().as_u16();
             let wait = net::retry_after(resp.headers());
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
+            let body: Value = net::api_json(resp).await.unwrap_or(Value::Null);
             if (200..300).contains(&status) {
                 return Ok(body);
             }
