@@ -5,6 +5,8 @@
 #   2. cargo fmt --all -- --check               formatting
 #   3. cargo clippy --all-targets -- -D warnings  lints, warnings are errors,
 #      and scripts/check-module-cycles.py       no import cycles between modules
+#   3b. cargo deny check licenses bans sources  permissive licences only, crates.io only
+#                                               (deny.toml; cargo-deny installed if missing)
 #   4. scripts/dev-services.sh up               throwaway PostgreSQL + S3 (moto) on loopback,
 #                                               and Qdrant when QDRANT_BIN/QDRANT_URL is set
 #   5. cargo test --all-targets                 unit, integration (SQLite, S3) and bench-smoke tests
@@ -48,6 +50,14 @@ section "lint: cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 scripts/check-module-cycles.py
 done_section "lint"
+
+section "dependencies: cargo deny check licenses bans sources"
+# cargo-deny from crates.io (about 2 minutes to build on 2 cores). Its
+# advisories check needs the RustSec database from GitHub, out of reach
+# here; see RELIABILITY.md for running it where GitHub is reachable.
+command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny@0.20.2
+cargo deny --offline check licenses bans sources
+done_section "dependencies"
 
 section "services: scripts/dev-services.sh up"
 # Our own copies on our own ports, stopped again however this script exits.
