@@ -180,3 +180,23 @@ fn run(name: &str, target: fn(&[u8]), seed: &str, what: &str, input: &[u8]) {
         String::from_utf8_lossy(&input[..input.len().min(512)])
     );
 }
+
+/// `fuzz/corpus/index_log/three-upserts-and-a-delete` is the log that
+/// `targets::index_log_seed` writes today, so that the coverage-guided runs
+/// start from a real log in the current format. After a change of the
+/// format, `VITRINE_WRITE_SEEDS=1 cargo test --test fuzz_corpus` rewrites it.
+#[test]
+fn the_committed_index_log_seed_is_in_the_current_format() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus/index_log/three-upserts-and-a-delete");
+    let now = targets::index_log_seed();
+    if std::env::var_os("VITRINE_WRITE_SEEDS").is_some() {
+        std::fs::write(&path, &now).unwrap();
+    }
+    let committed = std::fs::read(&path).unwrap_or_default();
+    assert!(
+        committed == now,
+        "{} is not the current index log format: rerun with VITRINE_WRITE_SEEDS=1",
+        path.display()
+    );
+}
