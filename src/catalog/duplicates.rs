@@ -52,6 +52,10 @@ pub struct DuplicateStore {
     db: Db,
 }
 
+/// Pairs per insert statement: 5 parameters each, well under SQLite's
+/// and PostgreSQL's limits on parameters per statement.
+const INSERT_ROWS: usize = 100;
+
 fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     if a <= b { (a, b) } else { (b, a) }
 }
@@ -68,7 +72,30 @@ impl DuplicateStore {
 
     /// Replaces the pairs of `product_id` with `found`, in one transaction.
     /// Returns how many of them were not known before.
+    ///
+    /// A product with no duplicates that had none (most of a catalog)
+    /// costs one read and no write. Otherwise the pairs go in as multi-row
+    /// inserts: a photo shared by many products has as many pairs, and one
+    /// statement per pair made the check cost 12 % of ingest in
+    /// `scripts/bench_duplicates.py` (BENCHMARKS.md §6).
     pub async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
+        // One row per other product, the smaller id first.
+        let mut rows: BTreeMap<(String, String), &Found> = BTreeMap::new();
+        for f in found.iter().filter(|f| f.other != product_id) {
+            let (a, b) = ordered(product_id, &f.other);
+            rows.insert((a.to_string(), b.to_string()), f);
+        }
+        if rows.is_empty() {
+            let had: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM product_duplicates WHERE a_id = $1 OR b_id = $1 LIMIT 1",
+            )
+            .bind(product_id)
+            .fetch_optional(self.db.reader())
+            .await?;
+            if had.is_none() {
+                return Ok(0);
+            }
+        }
         let _turn = self.db.background_turn().await;
         let mut tx = self.db.writer().begin().await?;
         let before: Vec<(String, String)> = sqlx::query_as(
@@ -83,22 +110,38 @@ impl DuplicateStore {
             .execute(&mut *tx)
             .await?;
         let now = now_ms();
-        let mut new = 0;
-        for f in found.iter().filter(|f| f.other != product_id) {
-            let (a, b) = ordered(product_id, &f.other);
-            new += usize::from(!before.contains(&(a.to_string(), b.to_string())));
-            sqlx::query(
+        let new = rows.keys().filter(|k| !before.contains(*k)).count();
+        let rows: Vec<_> = rows.into_iter().collect();
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = i * 5;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        n + 1,
+                        n + 2,
+                        n + 3,
+                        n + 4,
+                        n + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO product_duplicates (a_id, b_id, score, identical, found_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (a_id, b_id) DO UPDATE SET \
+                 VALUES {} ON CONFLICT (a_id, b_id) DO UPDATE SET \
                  score = excluded.score, identical = excluded.identical",
-            )
-            .bind(a)
-            .bind(b)
-            .bind(f.score)
-            .bind(i64::from(f.identical))
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+                values.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for ((a, b), f) in chunk {
+                query = query
+                    .bind(a.as_str())
+                    .bind(b.as_str())
+                    .bind(f.score)
+                    .bind(i64::from(f.identical))
+                    .bind(now);
+            }
+            query.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(new)
@@ -237,5 +280,37 @@ mod tests {
         assert_eq!(c[0].product_ids, ["a", "b", "e"]);
         assert_eq!((c[0].pairs, c[0].best_score), (2, 0.95));
         assert_eq!(c[1].product_ids, ["c", "d"]);
+    }
+
+    /// A photo shared by 250 products: every pair is stored (three insert
+    /// statements), counted once as new, and replaced, not added to, when
+    /// the image changes; an image with no duplicates clears them.
+    #[tokio::test]
+    async fn many_pairs_are_stored_replaced_and_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
+            .await
+            .unwrap();
+        crate::db::migrate(&db).await.unwrap();
+        let store = DuplicateStore::new(db.clone());
+        let found: Vec<Found> = (0..250)
+            .map(|i| Found {
+                other: format!("p-{i:03}"),
+                score: 1.0,
+                identical: true,
+            })
+            .collect();
+        assert_eq!(store.replace("p-x", &found).await.unwrap(), 250);
+        assert_eq!(store.of("p-x").await.unwrap().len(), 250);
+        assert_eq!(store.of("p-007").await.unwrap()[0].product_id, "p-x");
+        // The same pairs again are not new; a changed image keeps only its own.
+        assert_eq!(store.replace("p-x", &found).await.unwrap(), 0);
+        let fewer = &found[..3];
+        assert_eq!(store.replace("p-x", fewer).await.unwrap(), 0);
+        assert_eq!(store.of("p-x").await.unwrap().len(), 3);
+        assert!(store.of("p-100").await.unwrap().is_empty());
+        assert_eq!(store.replace("p-x", &[]).await.unwrap(), 0);
+        assert!(store.of("p-x").await.unwrap().is_empty());
+        assert_eq!(store.replace("p-y", &[]).await.unwrap(), 0);
     }
 }
