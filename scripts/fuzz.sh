@@ -24,6 +24,11 @@ case "$T" in
   whatsapp_delivery) EXTRA=(tests/fixtures/webhooks/whatsapp) ;;
   kommo_form) EXTRA=(tests/fixtures/webhooks/kommo) ;;
   image_decode) EXTRA=(tests/data/photos); MAXLEN=(-max_len=65536) ;;
+  # Each input opens an index, whose rayon pools' threads exit after the
+  # drop without being joined; LeakSanitizer, checking right after the
+  # input, counts glibc's record of a still-exiting thread's TLS
+  # destructors (32 bytes from __cxa_thread_atexit_impl) as a leak.
+  index_log) MAXLEN=(-detect_leaks=0) ;;
 esac
 cargo +nightly fuzz run -O "$T" "$WORK/corpus" "${EXTRA[@]}" -- \
   -max_total_time="$SECS" -rss_limit_mb=2048 -print_final_stats=1 "${MAXLEN[@]}" 2>&1 |
