@@ -56,7 +56,7 @@ section "dependencies: cargo deny check licenses bans sources"
 # advisories check needs the RustSec database from GitHub, out of reach
 # here; see RELIABILITY.md for running it where GitHub is reachable.
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny@0.20.2
-cargo deny --offline check licenses bans sources
+cargo deny --offline check --hide-inclusion-graph licenses bans sources
 done_section "dependencies"
 
 section "services: scripts/dev-services.sh up"
