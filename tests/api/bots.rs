@@ -902,55 +902,41 @@ async fn the_phrasing_model_rephrases_the_bots_own_text_and_a_silent_one_is_not_
 
     // A model that does not answer: the bot's own text, after the timeout
     // (300 ms) and long before the model would have answered (30 s).
-    let fake2 = FakeApis::start().await;
-    let app2 = spawn_app_with(|s| {
-        configure(s, &fake2);
-        s.channels.llm.url = Some(format!("{base}/hang").parse().unwrap());
-        s.channels.llm.timeout_ms = 300;
-    })
-    .await;
-    let started = Instant::now();
-    let t: Value = app2
-        .start_from("", Some(TG_SECRET), 401, 62)
-        .await
-        .json()
-        .await
-        .unwrap();
-    let ev = app2.wait_event_done(t["task_id"].as_str().unwrap()).await;
-    assert_eq!(ev["status"], "completed", "{ev}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
-    let sent = fake2
-        .sends()
-        .into_iter()
-        .find(|c| c.method == "sendMessage")
-        .unwrap();
-    assert!(
-        sent.body["text"].as_str().unwrap().starts_with("Hello"),
-        "{:?}",
-        sent.body
-    );
+    let took = greets_in_its_own_words(&format!("{base}/hang"), 300, 401, 62).await;
+    assert!(took < Duration::from_secs(20), "{took:?}");
 
     // A model whose answer is larger than the bot reads: not buffered, and
     // the bot's own text goes out.
-    let fake3 = FakeApis::start().await;
-    let app3 = spawn_app_with(|s| {
-        configure(s, &fake3);
-        s.channels.llm.url = Some(format!("{base}/huge").parse().unwrap());
+    greets_in_its_own_words(&format!("{base}/huge"), 3000, 402, 63).await;
+}
+
+/// `/start` from `chat` to a bot whose phrasing model is at `url`, waited
+/// for `timeout_ms`: the event completes and the bot's own greeting goes
+/// out. Returns how long the event took.
+async fn greets_in_its_own_words(
+    url: &str,
+    timeout_ms: u64,
+    update_id: i64,
+    chat: i64,
+) -> Duration {
+    let fake = FakeApis::start().await;
+    let app = spawn_app_with(|s| {
+        configure(s, &fake);
+        s.channels.llm.url = Some(url.parse().unwrap());
+        s.channels.llm.timeout_ms = timeout_ms;
     })
     .await;
-    let t: Value = app3
-        .start_from("", Some(TG_SECRET), 402, 63)
+    let started = Instant::now();
+    let t: Value = app
+        .start_from("", Some(TG_SECRET), update_id, chat)
         .await
         .json()
         .await
         .unwrap();
-    let ev = app3.wait_event_done(t["task_id"].as_str().unwrap()).await;
+    let ev = app.wait_event_done(t["task_id"].as_str().unwrap()).await;
+    let took = started.elapsed();
     assert_eq!(ev["status"], "completed", "{ev}");
-    let sent = fake3
+    let sent = fake
         .sends()
         .into_iter()
         .find(|c| c.method == "sendMessage")
@@ -960,4 +946,5 @@ async fn the_phrasing_model_rephrases_the_bots_own_text_and_a_silent_one_is_not_
         "{:?}",
         sent.body
     );
+    took
 }
