@@ -163,6 +163,8 @@ impl ProductStore {
         .bind(w.event_at)
         .bind(now)
         .bind(w.labels.as_deref().filter(|_| w.embedded))
+        // A price that may be NULL: see `browse`.
+        .persistent(false)
         .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
@@ -212,6 +214,8 @@ impl ProductStore {
         .bind(error)
         .bind(now)
         .bind(event_at)
+        // A price that may be NULL: see `browse`.
+        .persistent(false)
         .execute(self.db.writer())
         .await?;
         Ok(r.rows_affected() == 1)
@@ -264,6 +268,11 @@ impl ProductStore {
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ProductRow>, sqlx::Error> {
+        // Not a cached statement: it binds a price that may be NULL, and
+        // sqlx 0.9's Any driver sends a NULL f64 to PostgreSQL as a float4
+        // (`AnyValueKind::Null(Double)` becomes `Option<f32>`), so a
+        // statement first prepared with a NULL price would then refuse a
+        // real one ("incorrect binary data format in bind parameter").
         sqlx::query_as(
             "SELECT * FROM products WHERE status = $1 AND ($2 IS NULL OR category = $2) \
              AND ($3 IS NULL OR price >= $3) AND ($4 IS NULL OR price <= $4) \
@@ -275,6 +284,7 @@ impl ProductStore {
         .bind(max_price)
         .bind(limit)
         .bind(offset)
+        .persistent(false)
         .fetch_all(self.db.reader())
         .await
     }
