@@ -165,13 +165,44 @@ pub fn index_log_seed() -> Vec<u8> {
     log
 }
 
+/// The slots the vector files of [`index_log`] hold: the log's records
+/// name slots, whose vectors live in `vectors.i8` and `vectors.f32`, so a
+/// log alone (a fresh index's empty vector files) would stop every open at
+/// "the log references slots past the vector file" and leave the rest of
+/// the reader unexplored.
+const INDEX_SLOTS: usize = 16;
+
+/// `log` as the index's `points.log`, beside vector files of
+/// [`INDEX_SLOTS`] slots.
+fn write_index_files(dir: &std::path::Path, log: &[u8]) {
+    std::fs::write(dir.join("points.log"), log).unwrap();
+    std::fs::write(dir.join("vectors.i8"), vec![1u8; INDEX_SLOTS * INDEX_DIM]).unwrap();
+    let exact: Vec<u8> = (0..INDEX_SLOTS * INDEX_DIM)
+        .flat_map(|_| 0.5f32.to_le_bytes())
+        .collect();
+    std::fs::write(dir.join("vectors.f32"), exact).unwrap();
+}
+
+/// How many points an index opened from the log `log` holds, or `None`
+/// when it does not open.
+pub fn index_log_points(log: &[u8]) -> Option<usize> {
+    let dir = scratch_dir();
+    drop(EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL).expect("a fresh index opens"));
+    write_index_files(&dir, log);
+    let points = EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL)
+        .ok()
+        .map(|i| i.len());
+    let _ = std::fs::remove_dir_all(&dir);
+    points
+}
+
 /// Arbitrary bytes as the embedded index's log: opening the index either
 /// fails with an error or gives an index that answers a search, never a
 /// panic (a torn or corrupt tail is the normal state after a crash).
 pub fn index_log(data: &[u8]) {
     let dir = scratch_dir();
     drop(EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL).expect("a fresh index opens"));
-    std::fs::write(dir.join("points.log"), data).unwrap();
+    write_index_files(&dir, data);
     if let Ok(index) = EmbeddedIndex::open(&dir, INDEX_DIM, INDEX_MODEL) {
         let hits = index
             .search_sync(&[1.0, 0.0, 0.0, 0.0], &Filter::default(), 10)

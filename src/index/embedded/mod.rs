@@ -301,6 +301,24 @@ impl Core {
                 ),
             });
         }
+        // The exact vectors too: a short `vectors.f32` (cut by hand, or a
+        // disk that lost its tail) would otherwise open and then fail every
+        // search at its rescoring read.
+        let f32_path = dir.join("vectors.f32");
+        let f32_len = f32_file.metadata().map_err(io_err(&f32_path))?.len();
+        if f32_len < (next_slot * dim * 4) as u64 {
+            return Err(IndexError::Io {
+                path: f32_path.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "holds {f32_len} bytes, but the log references slots up to {next_slot} \
+                         ({} bytes)",
+                        next_slot * dim * 4
+                    ),
+                ),
+            });
+        }
         let mut slots: Vec<Option<SlotMeta>> = vec![None; next_slot];
         let mut by_id = HashMap::with_capacity(live.len());
         for (id, (slot, scale, payload)) in live {

@@ -475,3 +475,22 @@ fn the_map_of_the_codes_never_shrinks() {
     check(&idx);
     assert_eq!(idx.len(), 256);
 }
+
+/// Found by the `index_log` fuzz target once it wrote vector files: a
+/// short `vectors.f32` opened, then failed every search at its rescoring
+/// read. Open now refuses it, as it refuses a short `vectors.i8`.
+#[test]
+fn a_short_exact_vector_file_fails_open_not_every_search() {
+    let dir = tempfile::tempdir().unwrap();
+    drop({
+        let idx = open(dir.path());
+        idx.upsert_sync(vec![point("p1", 1), point("p2", 2)])
+            .unwrap();
+        idx
+    });
+    let f32_path = dir.path().join("vectors.f32");
+    set_len(&f32_path, file_len(&f32_path) / 2);
+    let err = EmbeddedIndex::open(dir.path(), DIM, "v").err().unwrap();
+    assert!(matches!(err, IndexError::Io { .. }), "{err}");
+    assert!(err.to_string().contains("vectors.f32"), "{err}");
+}
