@@ -260,6 +260,20 @@ impl EmbeddedIndex {
     }
 }
 
+/// A vector file shorter than the slots the log references.
+fn too_short(path: &Path, held: u64, next_slot: usize, needed: usize) -> IndexError {
+    IndexError::Io {
+        path: path.display().to_string(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "holds {held} bytes, but the log references slots up to {next_slot} \
+                 ({needed} bytes)"
+            ),
+        ),
+    }
+}
+
 impl Core {
     fn open(dir: &Path, dim: usize, model_version: &str) -> Result<Self, IndexError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -288,18 +302,12 @@ impl Core {
         let i8_path = dir.join("vectors.i8");
         let codes = MappedCodes::map(&i8_file).map_err(io_err(&i8_path))?;
         if codes.len() < next_slot * dim {
-            return Err(IndexError::Io {
-                path: i8_path.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "holds {} bytes, but the log references slots up to {next_slot} \
-                         ({} bytes)",
-                        codes.len(),
-                        next_slot * dim
-                    ),
-                ),
-            });
+            return Err(too_short(
+                &i8_path,
+                codes.len() as u64,
+                next_slot,
+                next_slot * dim,
+            ));
         }
         // The exact vectors too: a short `vectors.f32` (cut by hand, or a
         // disk that lost its tail) would otherwise open and then fail every
@@ -307,17 +315,12 @@ impl Core {
         let f32_path = dir.join("vectors.f32");
         let f32_len = f32_file.metadata().map_err(io_err(&f32_path))?.len();
         if f32_len < (next_slot * dim * 4) as u64 {
-            return Err(IndexError::Io {
-                path: f32_path.display().to_string(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "holds {f32_len} bytes, but the log references slots up to {next_slot} \
-                         ({} bytes)",
-                        next_slot * dim * 4
-                    ),
-                ),
-            });
+            return Err(too_short(
+                &f32_path,
+                f32_len,
+                next_slot,
+                next_slot * dim * 4,
+            ));
         }
         let mut slots: Vec<Option<SlotMeta>> = vec![None; next_slot];
         let mut by_id = HashMap::with_capacity(live.len());

@@ -83,6 +83,15 @@ fn torn_files(dir: &Path) -> usize {
         .count()
 }
 
+/// An index holding p1 and p2, written in one upsert and closed.
+fn two_points() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    open(dir.path())
+        .upsert_sync(vec![point("p1", 1), point("p2", 2)])
+        .unwrap();
+    dir
+}
+
 fn has(idx: &EmbeddedIndex, id: &str) -> bool {
     idx.get_vector_sync(id).unwrap().is_some()
 }
@@ -117,13 +126,7 @@ fn a_torn_tail_is_cut_at_open_and_later_writes_survive_a_restart() {
 
 #[test]
 fn zeros_after_the_last_record_are_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    drop({
-        let idx = open(dir.path());
-        idx.upsert_sync(vec![point("p1", 1), point("p2", 2)])
-            .unwrap();
-        idx
-    });
+    let dir = two_points();
     let log = log_path(dir.path());
     let whole = file_len(&log);
     append(&log, &[0u8; 100]);
@@ -481,13 +484,7 @@ fn the_map_of_the_codes_never_shrinks() {
 /// read. Open now refuses it, as it refuses a short `vectors.i8`.
 #[test]
 fn a_short_exact_vector_file_fails_open_not_every_search() {
-    let dir = tempfile::tempdir().unwrap();
-    drop({
-        let idx = open(dir.path());
-        idx.upsert_sync(vec![point("p1", 1), point("p2", 2)])
-            .unwrap();
-        idx
-    });
+    let dir = two_points();
     let f32_path = dir.path().join("vectors.f32");
     set_len(&f32_path, file_len(&f32_path) / 2);
     let err = EmbeddedIndex::open(dir.path(), DIM, "v").err().unwrap();
