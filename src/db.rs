@@ -270,6 +270,14 @@ pub async fn connect(url: &str) -> Result<Db, DbError> {
     Ok(db)
 }
 
+/// A migrated SQLite database in `dir`, for unit tests.
+#[cfg(test)]
+pub(crate) async fn test_sqlite(dir: &std::path::Path) -> Db {
+    connect(&format!("sqlite://{}", dir.join("t.db").display()))
+        .await
+        .unwrap()
+}
+
 fn sqlite_pool(connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)

@@ -288,10 +288,7 @@ mod tests {
     #[tokio::test]
     async fn many_pairs_are_stored_replaced_and_cleared() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        crate::db::migrate(&db).await.unwrap();
+        let db = crate::db::test_sqlite(dir.path()).await;
         let store = DuplicateStore::new(db.clone());
         let found: Vec<Found> = (0..250)
             .map(|i| Found {

@@ -380,9 +380,7 @@ mod tests {
     #[tokio::test]
     async fn a_job_stops_at_its_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
+        let db = crate::db::test_sqlite(dir.path()).await;
         let inbox = Inbox::new(db, RetryPolicy::new(vec![Duration::from_millis(1)], 0));
         for i in 0..7 {
             inbox

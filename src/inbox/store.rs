@@ -408,9 +408,7 @@ mod tests {
     use crate::inbox::history::EventQuery;
 
     async fn inbox(dir: &std::path::Path, max_retries: u32) -> Inbox {
-        let db = crate::db::connect(&format!("sqlite://{}", dir.join("t.db").display()))
-            .await
-            .unwrap();
+        let db = crate::db::test_sqlite(dir).await;
         Inbox::new(
             db,
             RetryPolicy::new(vec![Duration::from_millis(1)], max_retries),

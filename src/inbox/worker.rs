@@ -348,9 +348,7 @@ mod tests {
     }
 
     async fn setup(dir: &std::path::Path, takes: Duration) -> (Inbox, Handlers, Arc<Slow>) {
-        let db = crate::db::connect(&format!("sqlite://{}", dir.join("t.db").display()))
-            .await
-            .unwrap();
+        let db = crate::db::test_sqlite(dir).await;
         let inbox = Inbox::new(db, RetryPolicy::new(vec![Duration::from_millis(1)], 1));
         inbox
             .insert(NewEvent {

@@ -403,10 +403,7 @@ mod tests {
     #[tokio::test]
     async fn the_database_ranks_by_the_documented_bm25() {
         let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::connect(&format!("sqlite://{}", dir.path().join("t.db").display()))
-            .await
-            .unwrap();
-        crate::db::migrate(&db).await.unwrap();
+        let db = crate::db::test_sqlite(dir.path()).await;
         let row = sqlx::query("SELECT v FROM product_text_config WHERE k = 'rank'")
             .fetch_one(db.reader())
             .await
