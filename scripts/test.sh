@@ -56,6 +56,10 @@ section "dependencies: cargo deny check licenses bans sources"
 # advisories check needs the RustSec database from GitHub, out of reach
 # here; see RELIABILITY.md for running it where GitHub is reachable.
 command -v cargo-deny >/dev/null 2>&1 || cargo install --locked cargo-deny@0.20.2
+# cargo-deny reads the metadata of every platform's dependencies; a build
+# downloads only this platform's, so a fresh machine fetches the rest first
+# (from crates.io; a no-op once they are here).
+cargo fetch --locked
 cargo deny --offline check --hide-inclusion-graph licenses bans sources
 done_section "dependencies"
 
