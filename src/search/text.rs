@@ -57,16 +57,25 @@ pub fn fold(word: &str) -> String {
     word.to_lowercase().replace('ё', "е")
 }
 
-/// Which products a ranking holds: those whose names (title, category,
-/// label names) hold every word, or the rest of the matches (some word only
-/// in the description). Names first: that is what a shopper looks for, and a
+/// Which products a ranking holds, best first: those whose title holds
+/// every word, then those whose names (title, category, label names) hold
+/// every word, then the rest of the matches (some word only in the
+/// description). Names first: that is what a shopper looks for, and a
 /// common word in thousands of descriptions need not be ranked to show the
-/// first pages (see [`search`]).
+/// first pages (see [`search`]). The title tier comes first because a word
+/// that is also a label name ("table", in "dining table") is in the labels
+/// of a tenth of the catalog: ranking all of those for the first page cost
+/// 3-5 times what the title matches alone cost (BENCHMARKS.md §7). With the
+/// title weighted 10 against 4 and 0.5, bm25 ranks those first anyway.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Tier {
+    Title,
     Names,
     Rest,
 }
+
+/// The tiers, in the order their products are shown.
+const TIERS: [Tier; 3] = [Tier::Title, Tier::Names, Tier::Rest];
 
 /// An FTS5 match expression: every word, each as a prefix. The words hold
 /// only letters and digits, so quoting each makes it a plain string to FTS5
@@ -77,9 +86,11 @@ fn fts5_expression(terms: &[String], tier: Tier) -> String {
         .map(|t| format!("\"{t}\"*"))
         .collect::<Vec<_>>()
         .join(" AND ");
+    let title = format!("{{title}} : ({all})");
     let names = format!("{{title category labels}} : ({all})");
     match tier {
-        Tier::Names => names,
+        Tier::Title => title,
+        Tier::Names => format!("{names} NOT {title}"),
         Tier::Rest => format!("({all}) NOT {names}"),
     }
 }
@@ -96,7 +107,8 @@ fn tsquery_expression(terms: &[String], tier: Tier) -> String {
             .join(" & ")
     };
     match tier {
-        Tier::Names => words("ABD"),
+        Tier::Title => words("A"),
+        Tier::Names => format!("({}) & !({})", words("ABD"), words("A")),
         Tier::Rest => format!("({}) & !({})", words(""), words("ABD")),
     }
 }
@@ -162,13 +174,14 @@ pub(super) fn bind_all(mut query: AnyQuery<'_>, binds: Vec<Bind>) -> AnyQuery<'_
 /// record, and checked against the database by a test.
 pub const SQLITE_BM25: &str = "bm25(0.0, 10.0, 1.0, 4.0, 0.5)";
 
-/// Products matching every term and `filter`: those whose names hold every
-/// word first ([`Tier::Names`]), then the rest, each best match first, ties
-/// by product id (so pages are stable): `limit` of them from `offset`. The
-/// score is the engine's relevance (FTS5's negated `bm25`, PostgreSQL's
-/// `ts_rank_cd`): higher is better, comparable within one search only.
+/// Products matching every term and `filter`, tier by tier ([`TIERS`]:
+/// every word in the title, then in the names, then the rest), each best
+/// match first, ties by product id (so pages are stable): `limit` of them
+/// from `offset`. The score is the engine's relevance (FTS5's negated
+/// `bm25`, PostgreSQL's `ts_rank_cd`): higher is better, comparable within
+/// one search only.
 ///
-/// The second tier is ranked only when the page reaches it. A common word
+/// A later tier is ranked only when the page reaches it. A common word
 /// is in thousands of descriptions, and ranking all of them for the first
 /// page took 40 ms (SQLite) to 110 ms (PostgreSQL) at 100k products
 /// (BENCHMARKS.md §7).
@@ -179,27 +192,25 @@ pub async fn search(
     offset: usize,
     limit: usize,
 ) -> Result<Vec<SearchResult>, sqlx::Error> {
-    let mut page = ranked(db, terms, filter, Tier::Names, offset, limit).await?;
-    if page.len() == limit {
-        return Ok(page);
+    let mut page = Vec::with_capacity(limit);
+    // Where the page starts within the tier at hand.
+    let mut skip = offset;
+    for tier in TIERS {
+        let got = ranked(db, terms, filter, tier, skip, limit - page.len()).await?;
+        let ended_before_the_page = got.is_empty() && skip > 0;
+        page.extend(got);
+        if page.len() == limit {
+            break;
+        }
+        // This tier ends on this page, so the next starts at its top; or it
+        // ended before the page, and how many it holds says where the next
+        // one's part of the page starts.
+        skip = if ended_before_the_page {
+            skip.saturating_sub(count(db, terms, filter, tier).await?)
+        } else {
+            0
+        };
     }
-    // The names tier ends on this page (or before it): how many it holds
-    // says where the rest starts.
-    let names = if page.is_empty() && offset > 0 {
-        count(db, terms, filter, Tier::Names).await?
-    } else {
-        offset + page.len()
-    };
-    let rest = ranked(
-        db,
-        terms,
-        filter,
-        Tier::Rest,
-        offset.saturating_sub(names),
-        limit - page.len(),
-    )
-    .await?;
-    page.extend(rest);
     Ok(page)
 }
 
@@ -382,16 +393,24 @@ mod tests {
         let t = terms("NEAR title: AND").unwrap();
         let all = r#""near"* AND "title"* AND "and"*"#;
         assert_eq!(
+            fts5_expression(&t, Tier::Title),
+            format!("{{title}} : ({all})")
+        );
+        assert_eq!(
             fts5_expression(&t, Tier::Names),
-            format!("{{title category labels}} : ({all})")
+            format!("{{title category labels}} : ({all}) NOT {{title}} : ({all})")
         );
         assert_eq!(
             fts5_expression(&t, Tier::Rest),
             format!("({all}) NOT {{title category labels}} : ({all})")
         );
         assert_eq!(
+            tsquery_expression(&t, Tier::Title),
+            "'near':*A & 'title':*A & 'and':*A"
+        );
+        assert_eq!(
             tsquery_expression(&t, Tier::Names),
-            "'near':*ABD & 'title':*ABD & 'and':*ABD"
+            "('near':*ABD & 'title':*ABD & 'and':*ABD) & !('near':*A & 'title':*A & 'and':*A)"
         );
         assert_eq!(
             tsquery_expression(&t, Tier::Rest),
