@@ -199,7 +199,7 @@ pub async fn search(
         let got = ranked(db, terms, filter, tier, skip, limit - page.len()).await?;
         let ended_before_the_page = got.is_empty() && skip > 0;
         page.extend(got);
-        if page.len() == limit {
+        if page.len() == limit || tier == TIERS[TIERS.len() - 1] {
             break;
         }
         // This tier ends on this page, so the next starts at its top; or it
