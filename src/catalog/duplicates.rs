@@ -3,7 +3,8 @@
 //! image is embedded and upserted, [`CatalogSync`](super::CatalogSync)
 //! compares its vector with its nearest indexed neighbours and stores every
 //! pair at or above `duplicates.threshold`, and every product with the very
-//! same image (same sha256) whatever the score. The `product_duplicates`
+//! same image (same sha256) whatever the score, in the transaction that
+//! marks the product indexed. The `product_duplicates`
 //! table holds one row per pair, the smaller id first; a product's pairs are
 //! replaced when its image changes and removed when it is deleted.
 //!
@@ -60,6 +61,37 @@ fn ordered<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
+/// The pairs of `product_id`'s new image: its nearest neighbours (`near`:
+/// product id and cosine similarity, from the vector index) at or above
+/// `threshold`, and every product in `same`, the indexed products with the
+/// very same image, whatever their score.
+pub fn found(
+    product_id: &str,
+    near: &[(String, f32)],
+    same: &[String],
+    threshold: f32,
+) -> Vec<Found> {
+    let mut found: Vec<Found> = near
+        .iter()
+        .filter(|(other, score)| other != product_id && *score >= threshold)
+        .map(|(other, score)| Found {
+            identical: same.contains(other),
+            other: other.clone(),
+            score: f64::from(*score),
+        })
+        .collect();
+    for other in same.iter().filter(|o| o.as_str() != product_id) {
+        if !found.iter().any(|f| &f.other == other) {
+            found.push(Found {
+                other: other.clone(),
+                score: 1.0,
+                identical: true,
+            });
+        }
+    }
+    found
+}
+
 fn time_text(ms: i64) -> Option<String> {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -71,39 +103,43 @@ impl DuplicateStore {
     }
 
     /// Replaces the pairs of `product_id` with `found`, in one transaction.
-    /// Returns how many of them were not known before.
+    /// Returns how many of them were not known before. At ingest the pairs
+    /// are written by [`DuplicateStore::replace_on`] instead, in the
+    /// transaction that marks the product indexed.
+    pub async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
+        let _turn = self.db.background_turn().await;
+        let mut tx = self.db.writer().begin().await?;
+        let new = Self::replace_on(&mut tx, product_id, found).await?;
+        tx.commit().await?;
+        Ok(new)
+    }
+
+    /// [`DuplicateStore::replace`] inside the caller's transaction.
     ///
-    /// A product with no duplicates that had none (most of a catalog)
-    /// costs one read and no write. Otherwise the pairs go in as multi-row
+    /// The pairs go in as multi-row
     /// inserts: a photo shared by many products has as many pairs, and one
     /// statement per pair made the check cost 12 % of ingest in
     /// `scripts/bench_duplicates.py` (BENCHMARKS.md §6).
-    pub async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
+    pub async fn replace_on(
+        tx: &mut sqlx::AnyConnection,
+        product_id: &str,
+        found: &[Found],
+    ) -> Result<usize, sqlx::Error> {
         // One row per other product, the smaller id first.
         let mut rows: BTreeMap<(String, String), &Found> = BTreeMap::new();
         for f in found.iter().filter(|f| f.other != product_id) {
             let (a, b) = ordered(product_id, &f.other);
             rows.insert((a.to_string(), b.to_string()), f);
         }
-        if rows.is_empty() {
-            let had: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM product_duplicates WHERE a_id = $1 OR b_id = $1 LIMIT 1",
-            )
-            .bind(product_id)
-            .fetch_optional(self.db.reader())
-            .await?;
-            if had.is_none() {
-                return Ok(0);
-            }
-        }
-        let _turn = self.db.background_turn().await;
-        let mut tx = self.db.writer().begin().await?;
         let before: Vec<(String, String)> = sqlx::query_as(
             "SELECT a_id, b_id FROM product_duplicates WHERE a_id = $1 OR b_id = $1",
         )
         .bind(product_id)
         .fetch_all(&mut *tx)
         .await?;
+        if rows.is_empty() && before.is_empty() {
+            return Ok(0);
+        }
         let before: BTreeSet<(String, String)> = before.into_iter().collect();
         sqlx::query("DELETE FROM product_duplicates WHERE a_id = $1 OR b_id = $1")
             .bind(product_id)
@@ -143,8 +179,18 @@ impl DuplicateStore {
             }
             query.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok(new)
+    }
+
+    /// Whether `product_id` has any stored pair.
+    pub async fn has_pairs(&self, product_id: &str) -> Result<bool, sqlx::Error> {
+        let had: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM product_duplicates WHERE a_id = $1 OR b_id = $1 LIMIT 1",
+        )
+        .bind(product_id)
+        .fetch_optional(self.db.reader())
+        .await?;
+        Ok(had.is_some())
     }
 
     /// Forgets every pair of `product_id` (it was deleted).
@@ -280,6 +326,28 @@ mod tests {
         assert_eq!(c[0].product_ids, ["a", "b", "e"]);
         assert_eq!((c[0].pairs, c[0].best_score), (2, 0.95));
         assert_eq!(c[1].product_ids, ["c", "d"]);
+    }
+
+    /// Neighbours under the threshold are not pairs, an identical image is
+    /// one whatever its score (and whether or not the index returned it),
+    /// and the product is never its own duplicate.
+    #[test]
+    fn pairs_are_the_close_neighbours_and_every_identical_image() {
+        let near = [
+            ("p-self".to_string(), 1.0),
+            ("p-close".to_string(), 0.8),
+            ("p-far".to_string(), 0.5),
+            ("p-same".to_string(), 0.2),
+        ];
+        let same = ["p-same".to_string(), "p-unseen".to_string()];
+        let mut f = found("p-self", &near, &same, 0.75);
+        f.sort_by(|a, b| a.other.cmp(&b.other));
+        let got: Vec<_> = f.iter().map(|f| (f.other.as_str(), f.identical)).collect();
+        assert_eq!(
+            got,
+            [("p-close", false), ("p-same", true), ("p-unseen", true)]
+        );
+        assert_eq!(f[2].score, 1.0);
     }
 
     /// A photo shared by 250 products: every pair is stored (three insert

@@ -108,6 +108,12 @@ impl ProductStore {
         .await
     }
 
+    /// The database this store writes to, for a caller that commits a
+    /// product write together with its own rows.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub async fn get(&self, id: &str) -> Result<Option<ProductRow>, sqlx::Error> {
         sqlx::query_as("SELECT * FROM products WHERE product_id = $1")
             .bind(id)
@@ -120,9 +126,18 @@ impl ProductStore {
     /// for an event older than the last one applied; returns whether it
     /// applied.
     pub async fn write(&self, w: ProductWrite<'_>) -> Result<bool, sqlx::Error> {
-        let now = now_ms();
         // Workers write products; no request waits on it (see `crate::db`).
         let _turn = self.db.background_turn().await;
+        Self::write_on(self.db.writer(), &w).await
+    }
+
+    /// [`ProductStore::write`] on a connection or transaction the caller
+    /// holds (and took [`Db::background_turn`] for).
+    pub async fn write_on<'e, E>(conn: E, w: &ProductWrite<'_>) -> Result<bool, sqlx::Error>
+    where
+        E: sqlx::Executor<'e, Database = sqlx::Any>,
+    {
+        let now = now_ms();
         let r = sqlx::query(
             "INSERT INTO products (product_id, title, description, category, price, currency, \
                image_ref, image_sha256, status, error, model_version, embed_count, \
@@ -165,7 +180,7 @@ impl ProductStore {
         .bind(w.labels.as_deref().filter(|_| w.embedded))
         // A price that may be NULL: see `browse`.
         .persistent(false)
-        .execute(self.db.writer())
+        .execute(conn)
         .await?;
         Ok(r.rows_affected() == 1)
     }

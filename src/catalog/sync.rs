@@ -89,6 +89,10 @@ impl Drop for KeyGuard<'_> {
     }
 }
 
+/// A new image's nearest indexed neighbours (product id, cosine
+/// similarity), or why the index could not say.
+type NearResult = Result<Vec<(String, f32)>, String>;
+
 pub struct CatalogSync {
     pub products: ProductStore,
     pub index: Arc<dyn VectorIndex>,
@@ -198,56 +202,106 @@ impl CatalogSync {
         self
     }
 
-    /// Stores the near-duplicates of `id`'s new image: its nearest indexed
-    /// neighbours at or above the threshold, and every indexed product with
-    /// the very same image. A failure is logged and never fails the event:
-    /// the product is indexed either way, and its next image event looks
-    /// again.
-    async fn find_duplicates(&self, id: &str, vector: &[f32], sha: &str) {
-        let Some((store, cfg)) = &self.duplicates else {
-            return;
+    /// The nearest indexed neighbours of `id`'s new vector, for its
+    /// near-duplicates: product id and cosine similarity. `None` when the
+    /// check is off; an error (logged by the caller) when the index could
+    /// not answer.
+    async fn neighbours(&self, id: &str, vector: Option<Vec<f32>>) -> Option<NearResult> {
+        let ((_, cfg), vector) = self.duplicates.as_ref().zip(vector)?;
+        let hits = self
+            .index
+            .search(
+                &vector,
+                &crate::index::Filter::default(),
+                cfg.neighbours + 1,
+            )
+            .await;
+        Some(match hits {
+            Ok(hits) => Ok(hits
+                .into_iter()
+                .filter(|h| h.payload.product_id != id)
+                .map(|h| (h.payload.product_id, h.score))
+                .collect()),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    /// Marks a newly embedded product indexed and, with the check on,
+    /// stores its near-duplicates (`near`, and every indexed product with
+    /// the same image, `sha`) in the same transaction: one commit, and so
+    /// one `fsync` on SQLite, per embedded image, not two. What they are is
+    /// read first, outside the transaction, so that the single writer is
+    /// held no longer than the writes take; a product with no duplicates
+    /// that had none (most of a catalog) writes nothing more. The pairs are
+    /// written under a savepoint: a failure to store them is logged and
+    /// never fails the event (the product is indexed either way, and its
+    /// next image event looks again).
+    ///
+    /// Two identical images indexed at the same moment may each read
+    /// before the other is marked indexed: their pair is then stored from
+    /// the vector index (each was upserted before either read it), with
+    /// their cosine similarity, not flagged identical.
+    async fn write_indexed(
+        &self,
+        w: ProductWrite<'_>,
+        sha: &str,
+        near: Option<NearResult>,
+    ) -> Result<(), HandlerError> {
+        let id = w.data.product_id.as_str();
+        let (Some((store, cfg)), Some(near)) = (&self.duplicates, near) else {
+            self.products.write(w).await?;
+            return Ok(());
         };
-        let found = async {
-            let hits = self
-                .index
-                .search(vector, &crate::index::Filter::default(), cfg.neighbours + 1)
-                .await
-                .map_err(|e| e.to_string())?;
+        let pairs = async {
+            let near = near?;
             let same = self
                 .products
                 .with_image(sha, id)
                 .await
                 .map_err(|e| e.to_string())?;
-            let mut found: Vec<super::duplicates::Found> = hits
-                .into_iter()
-                .filter(|h| h.payload.product_id != id && h.score >= cfg.threshold)
-                .map(|h| super::duplicates::Found {
-                    identical: same.contains(&h.payload.product_id),
-                    other: h.payload.product_id,
-                    score: f64::from(h.score),
-                })
-                .collect();
-            for other in same {
-                if !found.iter().any(|f| f.other == other) {
-                    found.push(super::duplicates::Found {
-                        other,
-                        score: 1.0,
-                        identical: true,
-                    });
-                }
-            }
-            store.replace(id, &found).await.map_err(|e| e.to_string())
+            let found = super::duplicates::found(id, &near, &same, cfg.threshold);
+            // Nothing to write unless there are pairs to store or to clear.
+            let write =
+                !found.is_empty() || store.has_pairs(id).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(write.then_some(found))
         }
         .await;
-        match found {
-            Ok(new) => {
-                if new > 0 {
-                    metrics::counter!("visual_search_duplicates_found_total").increment(new as u64);
-                    tracing::info!(product = %id, new, "near-duplicates found");
+        let found = match pairs {
+            Ok(Some(found)) => found,
+            Ok(None) => {
+                self.products.write(w).await?;
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, product = %id, "near-duplicates not checked");
+                self.products.write(w).await?;
+                return Ok(());
+            }
+        };
+        let db = self.products.db();
+        let turn = db.background_turn().await;
+        let mut tx = db.writer().begin().await?;
+        let mut new = None;
+        if ProductStore::write_on(&mut *tx, &w).await? {
+            let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+            match super::duplicates::DuplicateStore::replace_on(&mut savepoint, id, &found).await {
+                Ok(n) => {
+                    savepoint.commit().await?;
+                    new = Some(n);
+                }
+                Err(e) => {
+                    savepoint.rollback().await?;
+                    tracing::warn!(error = %e, product = %id, "near-duplicates not checked");
                 }
             }
-            Err(e) => tracing::warn!(error = %e, product = %id, "near-duplicates not checked"),
         }
+        tx.commit().await?;
+        drop(turn);
+        if let Some(new) = new.filter(|n| *n > 0) {
+            metrics::counter!("visual_search_duplicates_found_total").increment(new as u64);
+            tracing::info!(product = %id, new, "near-duplicates found");
+        }
+        Ok(())
     }
 
     /// Also makes each product's thumbnail at ingest.
@@ -413,20 +467,21 @@ impl CatalogSync {
                 payload,
             }])
             .await?;
-        self.products
-            .write(ProductWrite {
+        let near = self.neighbours(id, vector).await;
+        self.write_indexed(
+            ProductWrite {
                 image_ref: Some(image.as_str().to_string()),
                 image_sha256: Some(sha.clone()),
                 model_version: Some(version),
                 embedded: true,
                 labels,
                 ..write(ProductStatus::Indexed, None)
-            })
-            .await?;
+            },
+            &sha,
+            near,
+        )
+        .await?;
         self.thumbnail(id, &bytes, &sha).await;
-        if let Some(v) = vector {
-            self.find_duplicates(id, &v, &sha).await;
-        }
         Ok(SyncOutcome::Indexed)
     }
 }
