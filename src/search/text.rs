@@ -67,6 +67,9 @@ pub fn fold(word: &str) -> String {
 /// of a tenth of the catalog: ranking all of those for the first page cost
 /// 3-5 times what the title matches alone cost (BENCHMARKS.md §7). With the
 /// title weighted 10 against 4 and 0.5, bm25 ranks those first anyway.
+/// The title tier is matched and ranked on the titles alone (a table and a
+/// tsvector of their own: see [`fts5_table`]), so its scores are the title's
+/// relevance; a page orders by tier first either way.
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Tier {
     Title,
@@ -89,9 +92,22 @@ fn fts5_expression(terms: &[String], tier: Tier) -> String {
     let title = format!("{{title}} : ({all})");
     let names = format!("{{title category labels}} : ({all})");
     match tier {
-        Tier::Title => title,
+        // On `product_titles` (see [`fts5_table`]): titles only.
+        Tier::Title => all,
         Tier::Names => format!("{names} NOT {title}"),
         Tier::Rest => format!("({all}) NOT {names}"),
+    }
+}
+
+/// The FTS5 table a tier is matched in. The title tier has a table of its
+/// own (migration 20261203000100): `{title} : …` on `product_text` walks
+/// the postings of every column and scores all of them, and a word that is
+/// also in many descriptions made its first page 1.5 times as slow
+/// (BENCHMARKS.md §7).
+fn fts5_table(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Title => "product_titles",
+        Tier::Names | Tier::Rest => "product_text",
     }
 }
 
@@ -107,9 +123,20 @@ fn tsquery_expression(terms: &[String], tier: Tier) -> String {
             .join(" & ")
     };
     match tier {
-        Tier::Title => words("A"),
+        // On `title_document` (see [`tsvector_column`]): titles only.
+        Tier::Title => words(""),
         Tier::Names => format!("({}) & !({})", words("ABD"), words("A")),
         Tier::Rest => format!("({}) & !({})", words(""), words("ABD")),
+    }
+}
+
+/// The tsvector column of `product_search` a tier is matched in: the title
+/// tier has one of its own (migration 20261203000100), as on SQLite
+/// ([`fts5_table`]).
+fn tsvector_column(tier: Tier) -> &'static str {
+    match tier {
+        Tier::Title => "title_document",
+        Tier::Names | Tier::Rest => "document",
     }
 }
 
@@ -228,15 +255,17 @@ async fn count(
         Backend::Sqlite => (
             fts5_expression(terms, tier),
             format!(
-                "SELECT COUNT(*) AS n FROM product_text t JOIN products p ON p.product_id = t.product_id \
-                 WHERE product_text MATCH $1{conditions}"
+                "SELECT COUNT(*) AS n FROM {table} t JOIN products p ON p.product_id = t.product_id \
+                 WHERE {table} MATCH $1{conditions}",
+                table = fts5_table(tier)
             ),
         ),
         Backend::Postgres => (
             tsquery_expression(terms, tier),
             format!(
                 "SELECT COUNT(*) AS n FROM product_search s JOIN products p ON p.product_id = s.product_id \
-                 WHERE s.document @@ to_tsquery('simple', unaccent($1)){conditions}"
+                 WHERE s.{column} @@ to_tsquery('simple', unaccent($1)){conditions}",
+                column = tsvector_column(tier)
             ),
         ),
     };
@@ -273,12 +302,13 @@ async fn ranked(
             format!(
                 "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
                    p.labels, t.score \
-                 FROM (SELECT product_id, rowid AS rid, -rank AS score FROM product_text \
-                       WHERE product_text MATCH $1 \
+                 FROM (SELECT product_id, rowid AS rid, -rank AS score FROM {table} \
+                       WHERE {table} MATCH $1 \
                        ORDER BY rank, rowid LIMIT ${next} OFFSET ${}) t \
                  JOIN products p ON p.product_id = t.product_id \
                  ORDER BY t.score DESC, t.rid",
-                next + 1
+                next + 1,
+                table = fts5_table(tier)
             ),
         ),
         Backend::Sqlite => (
@@ -286,22 +316,24 @@ async fn ranked(
             format!(
                 "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
                    p.labels, -t.rank AS score \
-                 FROM product_text t JOIN products p ON p.product_id = t.product_id \
-                 WHERE product_text MATCH $1{conditions} \
+                 FROM {table} t JOIN products p ON p.product_id = t.product_id \
+                 WHERE {table} MATCH $1{conditions} \
                  ORDER BY t.rank, t.rowid LIMIT ${next} OFFSET ${}",
-                next + 1
+                next + 1,
+                table = fts5_table(tier)
             ),
         ),
         Backend::Postgres => (
             tsquery_expression(terms, tier),
             format!(
                 "SELECT p.product_id, p.title, p.description, p.category, p.price, p.currency, \
-                   p.labels, CAST(ts_rank_cd(s.document, q) AS DOUBLE PRECISION) AS score \
+                   p.labels, CAST(ts_rank_cd(s.{column}, q) AS DOUBLE PRECISION) AS score \
                  FROM product_search s JOIN products p ON p.product_id = s.product_id, \
                    to_tsquery('simple', unaccent($1)) q \
-                 WHERE s.document @@ q{conditions} \
+                 WHERE s.{column} @@ q{conditions} \
                  ORDER BY score DESC, p.product_id LIMIT ${next} OFFSET ${}",
-                next + 1
+                next + 1,
+                column = tsvector_column(tier)
             ),
         ),
     };
@@ -392,10 +424,7 @@ mod tests {
     fn match_expressions_quote_every_word_as_a_prefix() {
         let t = terms("NEAR title: AND").unwrap();
         let all = r#""near"* AND "title"* AND "and"*"#;
-        assert_eq!(
-            fts5_expression(&t, Tier::Title),
-            format!("{{title}} : ({all})")
-        );
+        assert_eq!(fts5_expression(&t, Tier::Title), all);
         assert_eq!(
             fts5_expression(&t, Tier::Names),
             format!("{{title category labels}} : ({all}) NOT {{title}} : ({all})")
@@ -406,7 +435,7 @@ mod tests {
         );
         assert_eq!(
             tsquery_expression(&t, Tier::Title),
-            "'near':*A & 'title':*A & 'and':*A"
+            "'near':* & 'title':* & 'and':*"
         );
         assert_eq!(
             tsquery_expression(&t, Tier::Names),
