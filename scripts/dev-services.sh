@@ -14,16 +14,19 @@
 # Qdrant has no package in any registry: set QDRANT_BIN to a binary you have,
 # or QDRANT_URL to a server you run; otherwise Qdrant tests say they skipped.
 #
-# Ports: PG_PORT (55432), S3_PORT (59000), QDRANT_HTTP_PORT (56333),
-# QDRANT_GRPC_PORT (56334). State: VITRINE_SERVICES_DIR (/tmp/vitrine-dev-services).
+# Ports: PG_PORT (25432), S3_PORT (29000), QDRANT_HTTP_PORT (26333),
+# QDRANT_GRPC_PORT (26334): below Linux's ephemeral range (32768-60999), so
+# that no outgoing connection (a crate download, a test's client) can hold
+# one when a server starts; 55432 was once taken that way here.
+# State: VITRINE_SERVICES_DIR (/tmp/vitrine-dev-services).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${VITRINE_SERVICES_DIR:-/tmp/vitrine-dev-services}"
-PG_PORT="${PG_PORT:-55432}"
-S3_PORT="${S3_PORT:-59000}"
-QDRANT_HTTP_PORT="${QDRANT_HTTP_PORT:-56333}"
-QDRANT_GRPC_PORT="${QDRANT_GRPC_PORT:-56334}"
+PG_PORT="${PG_PORT:-25432}"
+S3_PORT="${S3_PORT:-29000}"
+QDRANT_HTTP_PORT="${QDRANT_HTTP_PORT:-26333}"
+QDRANT_GRPC_PORT="${QDRANT_GRPC_PORT:-26334}"
 MOTO_VENV="$ROOT/.cache/venv-moto"
 MOTO_VERSION="5.2.5"
 
