@@ -102,11 +102,11 @@ impl DuplicateStore {
         Self { db }
     }
 
-    /// Replaces the pairs of `product_id` with `found`, in one transaction.
-    /// Returns how many of them were not known before. At ingest the pairs
-    /// are written by [`DuplicateStore::replace_on`] instead, in the
-    /// transaction that marks the product indexed.
-    pub async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
+    /// [`DuplicateStore::replace_on`] in a transaction of its own, for the
+    /// tests (at ingest the pairs go in the transaction that marks the
+    /// product indexed).
+    #[cfg(test)]
+    async fn replace(&self, product_id: &str, found: &[Found]) -> Result<usize, sqlx::Error> {
         let _turn = self.db.background_turn().await;
         let mut tx = self.db.writer().begin().await?;
         let new = Self::replace_on(&mut tx, product_id, found).await?;
@@ -114,7 +114,8 @@ impl DuplicateStore {
         Ok(new)
     }
 
-    /// [`DuplicateStore::replace`] inside the caller's transaction.
+    /// Replaces the pairs of `product_id` with `found`, inside the caller's
+    /// transaction. Returns how many of them were not known before.
     ///
     /// The pairs go in as multi-row
     /// inserts: a photo shared by many products has as many pairs, and one

@@ -202,11 +202,12 @@ impl CatalogSync {
         self
     }
 
-    /// The nearest indexed neighbours of `id`'s new vector, for its
-    /// near-duplicates: product id and cosine similarity. `None` when the
+    /// The nearest indexed neighbours of a new vector (the product itself
+    /// among them), for its near-duplicates: product id and cosine
+    /// similarity. `None` when the
     /// check is off; an error (logged by the caller) when the index could
     /// not answer.
-    async fn neighbours(&self, id: &str, vector: Option<Vec<f32>>) -> Option<NearResult> {
+    async fn neighbours(&self, vector: Option<Vec<f32>>) -> Option<NearResult> {
         let ((_, cfg), vector) = self.duplicates.as_ref().zip(vector)?;
         let hits = self
             .index
@@ -216,13 +217,44 @@ impl CatalogSync {
                 cfg.neighbours + 1,
             )
             .await;
-        Some(match hits {
-            Ok(hits) => Ok(hits
-                .into_iter()
-                .filter(|h| h.payload.product_id != id)
-                .map(|h| (h.payload.product_id, h.score))
-                .collect()),
-            Err(e) => Err(e.to_string()),
+        Some(
+            hits.map(|hits| {
+                hits.into_iter()
+                    .map(|h| (h.payload.product_id, h.score))
+                    .collect()
+            })
+            .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// The near-duplicate pairs to write with `id`'s new image, read
+    /// before its write transaction: `None` when the check is off, when
+    /// there is nothing to store or to clear (a product with no duplicates
+    /// that had none, most of a catalog), or when they could not be read
+    /// (logged; the event does not fail for it).
+    async fn pairs_to_write(
+        &self,
+        id: &str,
+        sha: &str,
+        near: Option<NearResult>,
+    ) -> Option<Vec<super::duplicates::Found>> {
+        let ((store, cfg), near) = self.duplicates.as_ref().zip(near)?;
+        let pairs = async {
+            let near = near?;
+            let same = self
+                .products
+                .with_image(sha, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let found = super::duplicates::found(id, &near, &same, cfg.threshold);
+            let write =
+                !found.is_empty() || store.has_pairs(id).await.map_err(|e| e.to_string())?;
+            Ok::<_, String>(write.then_some(found))
+        }
+        .await;
+        pairs.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, product = %id, "near-duplicates not checked");
+            None
         })
     }
 
@@ -230,9 +262,8 @@ impl CatalogSync {
     /// stores its near-duplicates (`near`, and every indexed product with
     /// the same image, `sha`) in the same transaction: one commit, and so
     /// one `fsync` on SQLite, per embedded image, not two. What they are is
-    /// read first, outside the transaction, so that the single writer is
-    /// held no longer than the writes take; a product with no duplicates
-    /// that had none (most of a catalog) writes nothing more. The pairs are
+    /// read first, outside the transaction ([`Self::pairs_to_write`]), so
+    /// that the single writer is held no longer than the writes take. The pairs are
     /// written under a savepoint: a failure to store them is logged and
     /// never fails the event (the product is indexed either way, and its
     /// next image event looks again).
@@ -248,46 +279,20 @@ impl CatalogSync {
         near: Option<NearResult>,
     ) -> Result<(), HandlerError> {
         let id = w.data.product_id.as_str();
-        let (Some((store, cfg)), Some(near)) = (&self.duplicates, near) else {
+        let Some(found) = self.pairs_to_write(id, sha, near).await else {
             self.products.write(w).await?;
             return Ok(());
-        };
-        let pairs = async {
-            let near = near?;
-            let same = self
-                .products
-                .with_image(sha, id)
-                .await
-                .map_err(|e| e.to_string())?;
-            let found = super::duplicates::found(id, &near, &same, cfg.threshold);
-            // Nothing to write unless there are pairs to store or to clear.
-            let write =
-                !found.is_empty() || store.has_pairs(id).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(write.then_some(found))
-        }
-        .await;
-        let found = match pairs {
-            Ok(Some(found)) => found,
-            Ok(None) => {
-                self.products.write(w).await?;
-                return Ok(());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, product = %id, "near-duplicates not checked");
-                self.products.write(w).await?;
-                return Ok(());
-            }
         };
         let db = self.products.db();
         let turn = db.background_turn().await;
         let mut tx = db.writer().begin().await?;
-        let mut new = None;
+        let mut new = 0;
         if ProductStore::write_on(&mut *tx, &w).await? {
             let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
             match super::duplicates::DuplicateStore::replace_on(&mut savepoint, id, &found).await {
                 Ok(n) => {
                     savepoint.commit().await?;
-                    new = Some(n);
+                    new = n;
                 }
                 Err(e) => {
                     savepoint.rollback().await?;
@@ -297,7 +302,7 @@ impl CatalogSync {
         }
         tx.commit().await?;
         drop(turn);
-        if let Some(new) = new.filter(|n| *n > 0) {
+        if new > 0 {
             metrics::counter!("visual_search_duplicates_found_total").increment(new as u64);
             tracing::info!(product = %id, new, "near-duplicates found");
         }
@@ -467,7 +472,7 @@ impl CatalogSync {
                 payload,
             }])
             .await?;
-        let near = self.neighbours(id, vector).await;
+        let near = self.neighbours(vector).await;
         self.write_indexed(
             ProductWrite {
                 image_ref: Some(image.as_str().to_string()),
